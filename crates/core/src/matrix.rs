@@ -1,0 +1,302 @@
+//! The matrix type, its layout, and the products every layer uses.
+//!
+//! # Layout
+//! Activations are `[features, n]`: **one column per token or example**.
+//! nalgebra stores matrices column-major, so each token's features are
+//! contiguous in memory, and a weight `W: [out, in]` maps a batch with
+//! `y = W x + b`. The memory of `W` is byte-identical to the `[in, out]`
+//! row-major "Conv1D" weight that Hugging Face GPT-2 stores.
+//!
+//! # Products
+//! [`gemm`] calls `matrixmultiply` directly with the operands' strides, so a
+//! transposed operand costs nothing. (nalgebra reaches `matrixmultiply` only
+//! for a plain `a * b`; its `tr_mul` and matrix-vector paths are several times
+//! slower.)
+
+use std::fmt;
+
+use nalgebra::{Dyn, RawStorage, RawStorageMut};
+
+use crate::{Error, Float, Result};
+
+/// A dense, heap-allocated, column-major matrix.
+pub type Matrix<T> = nalgebra::DMatrix<T>;
+
+/// A borrowed, possibly strided, view of part of a [`Matrix`].
+pub type MatrixView<'a, T> = nalgebra::DMatrixView<'a, T>;
+
+/// Any nalgebra matrix with dynamic shape: an owned [`Matrix`] or a view.
+pub type AnyMatrix<T, S> = nalgebra::Matrix<T, Dyn, Dyn, S>;
+
+/// The shape of a matrix, printed as `[rows, cols]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Shape {
+    /// Number of rows (features).
+    pub rows: usize,
+    /// Number of columns (tokens or examples).
+    pub cols: usize,
+}
+
+impl Shape {
+    /// The shape of `m`.
+    pub fn of<T, S: RawStorage<T, Dyn, Dyn>>(m: &AnyMatrix<T, S>) -> Shape {
+        Shape { rows: m.nrows(), cols: m.ncols() }
+    }
+}
+
+impl fmt::Display for Shape {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "[{}, {}]", self.rows, self.cols)
+    }
+}
+
+/// Whether a [`gemm`] operand is used as stored or transposed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    /// Use the operand as stored.
+    N,
+    /// Use the operand's transpose.
+    T,
+}
+
+fn op_dims<T, S: RawStorage<T, Dyn, Dyn>>(m: &AnyMatrix<T, S>, op: Op) -> (usize, usize, isize, isize) {
+    let (rs, cs) = m.strides();
+    let (rs, cs) = (rs as isize, cs as isize);
+    match op {
+        Op::N => (m.nrows(), m.ncols(), rs, cs),
+        Op::T => (m.ncols(), m.nrows(), cs, rs),
+    }
+}
+
+/// `C = alpha * op(A) * op(B) + beta * C`, in place.
+///
+/// Works on owned matrices and strided views alike (for example the columns
+/// of one sequence, or the rows of one attention head). When `beta` is zero,
+/// `C`'s previous contents are ignored, even if they are NaN.
+///
+/// # Errors
+/// [`Error::ShapeMismatch`] if the shapes do not fit.
+///
+/// # Example
+/// ```
+/// use addmul_core::{gemm, Matrix, Op};
+/// let a = Matrix::from_row_slice(2, 3, &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+/// let mut c = Matrix::zeros(2, 2);
+/// gemm(1.0, &a, Op::N, &a, Op::T, 0.0, &mut c).unwrap(); // c = a aᵀ
+/// assert_eq!(c, Matrix::from_row_slice(2, 2, &[14.0, 32.0, 32.0, 77.0]));
+/// ```
+pub fn gemm<T, SA, SB, SC>(
+    alpha: T,
+    a: &AnyMatrix<T, SA>,
+    op_a: Op,
+    b: &AnyMatrix<T, SB>,
+    op_b: Op,
+    beta: T,
+    c: &mut AnyMatrix<T, SC>,
+) -> Result<()>
+where
+    T: Float,
+    SA: RawStorage<T, Dyn, Dyn>,
+    SB: RawStorage<T, Dyn, Dyn>,
+    SC: RawStorageMut<T, Dyn, Dyn>,
+{
+    let (m, k, rsa, csa) = op_dims(a, op_a);
+    let (kb, n, rsb, csb) = op_dims(b, op_b);
+    if k != kb {
+        return Err(Error::shape(
+            "gemm",
+            format!("[{k}, _] for the right operand (left is [{m}, {k}])"),
+            Shape { rows: kb, cols: n },
+        ));
+    }
+    if c.nrows() != m || c.ncols() != n {
+        return Err(Error::shape("gemm", format!("[{m}, {n}] for the output"), Shape::of(c)));
+    }
+    let (rsc, csc) = c.strides();
+    // SAFETY: shapes and strides come from live nalgebra matrices and were
+    // checked above; `c` is borrowed mutably, so it cannot alias `a` or `b`.
+    unsafe {
+        T::gemm_raw(
+            m,
+            k,
+            n,
+            alpha,
+            (a.as_ptr(), rsa, csa),
+            (b.as_ptr(), rsb, csb),
+            beta,
+            (c.as_mut_ptr(), rsc as isize, csc as isize),
+        );
+    }
+    Ok(())
+}
+
+/// `op(A) * op(B)` as a new matrix. See [`gemm`].
+pub fn matmul<T, SA, SB>(a: &AnyMatrix<T, SA>, op_a: Op, b: &AnyMatrix<T, SB>, op_b: Op) -> Result<Matrix<T>>
+where
+    T: Float,
+    SA: RawStorage<T, Dyn, Dyn>,
+    SB: RawStorage<T, Dyn, Dyn>,
+{
+    let m = op_dims(a, op_a).0;
+    let n = op_dims(b, op_b).1;
+    let mut c = Matrix::zeros(m, n);
+    gemm(T::one(), a, op_a, b, op_b, T::zero(), &mut c)?;
+    Ok(c)
+}
+
+/// Checks that `m` is `[rows, cols]`; `None` accepts any size on that side.
+///
+/// # Errors
+/// [`Error::ShapeMismatch`] naming `op` and both shapes.
+pub fn expect_shape<T, S: RawStorage<T, Dyn, Dyn>>(
+    op: &'static str,
+    m: &AnyMatrix<T, S>,
+    rows: Option<usize>,
+    cols: Option<usize>,
+) -> Result<()> {
+    let ok = rows.is_none_or(|r| r == m.nrows()) && cols.is_none_or(|c| c == m.ncols());
+    if ok {
+        return Ok(());
+    }
+    let side = |d: Option<usize>, name: &str| d.map_or_else(|| name.to_string(), |d| d.to_string());
+    Err(Error::shape(op, format!("[{}, {}]", side(rows, "_"), side(cols, "_")), Shape::of(m)))
+}
+
+/// Checks that every entry of `m` is finite.
+///
+/// # Errors
+/// [`Error::NonFinite`] with the first offending entry.
+pub fn expect_finite<T: Float, S: RawStorage<T, Dyn, Dyn>>(what: &'static str, m: &AnyMatrix<T, S>) -> Result<()> {
+    for c in 0..m.ncols() {
+        for r in 0..m.nrows() {
+            let v = m[(r, c)];
+            if !v.finite() {
+                return Err(Error::NonFinite { what, value: v.as_f64(), row: r, col: c });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Converts a matrix between scalar types (e.g. an `f64` reference to `f32`).
+pub fn convert<A: Float, B: Float>(m: &Matrix<A>) -> Matrix<B> {
+    m.map(|x| B::of(x.as_f64()))
+}
+
+/// Adds the column vector `v` (`[rows, 1]`) to every column of `m`.
+///
+/// # Errors
+/// [`Error::ShapeMismatch`] if `v` is not `[m.rows, 1]`.
+pub fn add_to_columns<T: Float>(m: &mut Matrix<T>, v: &Matrix<T>) -> Result<()> {
+    expect_shape("add_to_columns", v, Some(m.nrows()), Some(1))?;
+    let v = v.as_slice();
+    for mut col in m.column_iter_mut() {
+        for (x, &b) in col.iter_mut().zip(v) {
+            *x += b;
+        }
+    }
+    Ok(())
+}
+
+/// Adds the sum of `m`'s columns into `acc` (`[rows, 1]`): the gradient of a
+/// bias that was broadcast over the columns.
+///
+/// # Errors
+/// [`Error::ShapeMismatch`] if `acc` is not `[m.rows, 1]`.
+pub fn accumulate_column_sum<T: Float>(acc: &mut Matrix<T>, m: &Matrix<T>) -> Result<()> {
+    expect_shape("accumulate_column_sum", acc, Some(m.nrows()), Some(1))?;
+    let acc = acc.as_mut_slice();
+    for col in m.column_iter() {
+        for (a, &x) in acc.iter_mut().zip(col.iter()) {
+            *a += x;
+        }
+    }
+    Ok(())
+}
+
+/// The sum of `x * y` over all entries, accumulated in `f64`.
+///
+/// # Errors
+/// [`Error::ShapeMismatch`] if the shapes differ.
+pub fn dot<T: Float>(x: &Matrix<T>, y: &Matrix<T>) -> Result<f64> {
+    expect_shape("dot", y, Some(x.nrows()), Some(x.ncols()))?;
+    Ok(x.iter().zip(y.iter()).map(|(&a, &b)| a.as_f64() * b.as_f64()).sum())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn naive(a: &Matrix<f64>, b: &Matrix<f64>) -> Matrix<f64> {
+        let mut c = Matrix::zeros(a.nrows(), b.ncols());
+        for i in 0..a.nrows() {
+            for j in 0..b.ncols() {
+                for k in 0..a.ncols() {
+                    c[(i, j)] += a[(i, k)] * b[(k, j)];
+                }
+            }
+        }
+        c
+    }
+
+    #[test]
+    fn gemm_matches_naive_product_for_every_transpose() {
+        let a = Matrix::from_fn(7, 9, |i, j| (i * 9 + j) as f64 * 0.1 - 3.0);
+        let b = Matrix::from_fn(9, 8, |i, j| ((i + 2 * j) % 5) as f64 - 2.0);
+        let want = naive(&a, &b);
+        let at = a.transpose();
+        let bt = b.transpose();
+        for (x, ox, y, oy) in
+            [(&a, Op::N, &b, Op::N), (&at, Op::T, &b, Op::N), (&a, Op::N, &bt, Op::T), (&at, Op::T, &bt, Op::T)]
+        {
+            let got = matmul(x, ox, y, oy).unwrap();
+            assert!((got - &want).abs().max() < 1e-12);
+        }
+    }
+
+    #[test]
+    fn gemm_accumulates_with_beta_and_ignores_nan_with_beta_zero() {
+        let a = Matrix::from_element(2, 2, 1.0_f64);
+        let mut c = Matrix::from_element(2, 2, f64::NAN);
+        gemm(1.0, &a, Op::N, &a, Op::N, 0.0, &mut c).unwrap();
+        assert_eq!(c, Matrix::from_element(2, 2, 2.0));
+        gemm(0.5, &a, Op::N, &a, Op::N, 1.0, &mut c).unwrap();
+        assert_eq!(c, Matrix::from_element(2, 2, 3.0));
+    }
+
+    #[test]
+    fn gemm_works_on_column_and_row_views() {
+        let a = Matrix::from_fn(6, 10, |i, j| (i as f64) - (j as f64) * 0.5);
+        let b = Matrix::from_fn(6, 4, |i, j| (i * j) as f64);
+        // rows 2..5 of a, columns 3..9, against rows 2..5 of b.
+        let av = a.view((2, 3), (3, 6));
+        let bv = b.view((2, 0), (3, 4));
+        let mut c = Matrix::zeros(6, 4);
+        gemm(1.0, &av, Op::T, &bv, Op::N, 0.0, &mut c).unwrap();
+        assert_eq!(c, naive(&av.transpose(), &bv.into_owned()));
+    }
+
+    #[test]
+    fn gemm_reports_mismatched_shapes() {
+        let a = Matrix::<f32>::zeros(2, 3);
+        let err = matmul(&a, Op::N, &a, Op::N).unwrap_err();
+        assert!(err.to_string().contains("[2, 3]"), "{err}");
+        let mut c = Matrix::<f32>::zeros(3, 3);
+        let err = gemm(1.0, &a, Op::N, &a, Op::T, 0.0, &mut c).unwrap_err();
+        assert_eq!(err.to_string(), "gemm: shape mismatch: expected [2, 2] for the output, got [3, 3]");
+    }
+
+    #[test]
+    fn empty_inner_dimension_gives_zeros() {
+        let a = Matrix::<f64>::zeros(3, 0);
+        let b = Matrix::<f64>::zeros(0, 2);
+        assert_eq!(matmul(&a, Op::N, &b, Op::N).unwrap(), Matrix::zeros(3, 2));
+    }
+
+    #[test]
+    fn expect_shape_names_the_wildcards() {
+        let m = Matrix::<f64>::zeros(3, 5);
+        let err = expect_shape("Linear::forward", &m, Some(4), None).unwrap_err();
+        assert_eq!(err.to_string(), "Linear::forward: shape mismatch: expected [4, _], got [3, 5]");
+    }
+}

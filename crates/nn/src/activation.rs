@@ -1,0 +1,111 @@
+//! Element-wise non-linearities: ReLU and the two forms of GELU.
+
+use addmul_core::{Float, Layer, Matrix, Param, Parameters, Result, expect_shape};
+
+/// An element-wise activation function.
+///
+/// | variant | `f(x)` | `f'(x)` |
+/// |---|---|---|
+/// | `Relu` | `max(0, x)` | `1` if `x > 0`, else `0` |
+/// | `GeluTanh` | `x/2 · (1 + tanh(√(2/π) (x + 0.044715 x³)))` | see [`Activation::derivative`] |
+/// | `GeluErf` | `x Φ(x) = x/2 · (1 + erf(x/√2))` | `Φ(x) + x φ(x)` |
+///
+/// `GeluTanh` is the approximation GPT-2 was trained with (Hugging Face calls
+/// it `gelu_new`); `GeluErf` is the exact GELU. They differ by less than
+/// `5e-4` everywhere.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Activation {
+    /// The rectified linear unit.
+    Relu,
+    /// GELU, tanh approximation (GPT-2).
+    GeluTanh,
+    /// GELU, exact form with the error function.
+    GeluErf,
+}
+
+const SQRT_2_OVER_PI: f64 = 0.797_884_560_802_865_4;
+const GELU_CUBIC: f64 = 0.044_715;
+const FRAC_1_SQRT_2: f64 = std::f64::consts::FRAC_1_SQRT_2;
+const FRAC_1_SQRT_2PI: f64 = 0.398_942_280_401_432_7;
+
+impl Activation {
+    /// `f(x)`.
+    #[inline]
+    pub fn apply<T: Float>(self, x: T) -> T {
+        let half = T::of(0.5);
+        match self {
+            Activation::Relu => {
+                if x > T::zero() {
+                    x
+                } else {
+                    T::zero()
+                }
+            }
+            Activation::GeluTanh => {
+                let inner = T::of(SQRT_2_OVER_PI) * (x + T::of(GELU_CUBIC) * x * x * x);
+                half * x * (T::one() + inner.tanh())
+            }
+            Activation::GeluErf => half * x * (T::one() + (x * T::of(FRAC_1_SQRT_2)).erf()),
+        }
+    }
+
+    /// `f'(x)`. For ReLU the derivative at 0 is taken as 0.
+    #[inline]
+    pub fn derivative<T: Float>(self, x: T) -> T {
+        let half = T::of(0.5);
+        match self {
+            Activation::Relu => {
+                if x > T::zero() {
+                    T::one()
+                } else {
+                    T::zero()
+                }
+            }
+            Activation::GeluTanh => {
+                let c = T::of(SQRT_2_OVER_PI);
+                let a = T::of(GELU_CUBIC);
+                let t = (c * (x + a * x * x * x)).tanh();
+                let dinner = c * (T::one() + T::of(3.0) * a * x * x);
+                half * (T::one() + t) + half * x * (T::one() - t * t) * dinner
+            }
+            Activation::GeluErf => {
+                let cdf = half * (T::one() + (x * T::of(FRAC_1_SQRT_2)).erf());
+                let pdf = T::of(FRAC_1_SQRT_2PI) * (-half * x * x).exp();
+                cdf + x * pdf
+            }
+        }
+    }
+
+    /// Applies `f` to every entry.
+    pub fn map<T: Float>(self, x: &Matrix<T>) -> Matrix<T> {
+        x.map(|v| self.apply(v))
+    }
+
+    /// `dx = f'(x) ⊙ dy`.
+    ///
+    /// # Errors
+    /// [`addmul_core::Error::ShapeMismatch`] if `dy` and `x` differ in shape.
+    pub fn backward_from_input<T: Float>(self, x: &Matrix<T>, dy: &Matrix<T>) -> Result<Matrix<T>> {
+        expect_shape("Activation::backward", dy, Some(x.nrows()), Some(x.ncols()))?;
+        Ok(x.zip_map(dy, |v, g| self.derivative(v) * g))
+    }
+}
+
+impl<T: Float> Layer<T> for Activation {
+    /// The input.
+    type Cache = Matrix<T>;
+
+    fn forward(&self, x: &Matrix<T>) -> Result<(Matrix<T>, Matrix<T>)> {
+        Ok((self.map(x), x.clone()))
+    }
+
+    fn backward(&mut self, x: &Matrix<T>, dy: &Matrix<T>) -> Result<Matrix<T>> {
+        self.backward_from_input(x, dy)
+    }
+}
+
+/// Activations have no parameters.
+impl<T: Float> Parameters<T> for Activation {
+    fn visit(&self, _: &mut dyn FnMut(&str, &Param<T>)) {}
+    fn visit_mut(&mut self, _: &mut dyn FnMut(&str, &mut Param<T>)) {}
+}

@@ -1,0 +1,164 @@
+//! A small multi-layer network: linear layers with an activation between them.
+
+use addmul_core::{Error, Float, Init, Layer, Matrix, Param, Parameters, Result, Rng, visit_child, visit_child_mut};
+
+use crate::{Activation, Linear};
+
+/// A multi-layer perceptron: `Linear → f → Linear → f → … → Linear`.
+///
+/// The activation is applied after every layer but the last, whose output
+/// (the scores) is returned as is. Parameter names are `layers.{i}.weight`
+/// and `layers.{i}.bias`.
+///
+/// # Example
+/// ```
+/// use addmul_core::{rng, Init, Layer, Matrix};
+/// use addmul_nn::{Activation, Mlp};
+/// // 4 inputs, 3 hidden neurons, 2 outputs: the article's network.
+/// let net = Mlp::<f64>::new(&[4, 3, 2], Activation::Relu, Init::HeNormal, &mut rng(0))?;
+/// let (scores, _) = net.forward(&Matrix::zeros(4, 5))?;
+/// assert_eq!(scores.shape(), (2, 5));
+/// # Ok::<(), addmul_core::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct Mlp<T: Float> {
+    layers: Vec<Linear<T>>,
+    activation: Activation,
+}
+
+/// What [`Mlp::forward`] keeps for the backward pass.
+#[derive(Debug, Clone)]
+pub struct MlpCache<T: Float> {
+    /// The input of each linear layer.
+    inputs: Vec<Matrix<T>>,
+    /// The output of each linear layer but the last, before the activation.
+    pre_activations: Vec<Matrix<T>>,
+}
+
+impl<T: Float> MlpCache<T> {
+    /// The pre-activation values of each hidden layer, for inspection (and for
+    /// tests that stay away from ReLU's kink).
+    pub fn pre_activations(&self) -> &[Matrix<T>] {
+        &self.pre_activations
+    }
+}
+
+impl<T: Float> Mlp<T> {
+    /// A network with layer widths `sizes` (`[inputs, hidden…, outputs]`),
+    /// weights drawn from `init`, zero biases.
+    ///
+    /// # Errors
+    /// [`Error::InvalidValue`] if fewer than two sizes are given or a size is 0.
+    pub fn new(sizes: &[usize], activation: Activation, init: Init, rng: &mut Rng) -> Result<Self> {
+        if sizes.len() < 2 {
+            return Err(Error::InvalidValue {
+                what: "number of layer sizes",
+                value: sizes.len() as f64,
+                requirement: "at least 2 (inputs and outputs)",
+            });
+        }
+        if let Some(&zero) = sizes.iter().find(|&&s| s == 0) {
+            return Err(Error::InvalidValue { what: "layer size", value: zero as f64, requirement: ">= 1" });
+        }
+        let layers = sizes.windows(2).map(|w| Linear::new(w[0], w[1], true, init, rng)).collect();
+        Ok(Mlp { layers, activation })
+    }
+
+    /// A network from explicit layers.
+    ///
+    /// # Errors
+    /// [`Error::Empty`] if there are no layers, [`Error::ShapeMismatch`] if a
+    /// layer's input width is not the previous layer's output width.
+    pub fn from_layers(layers: Vec<Linear<T>>, activation: Activation) -> Result<Self> {
+        if layers.is_empty() {
+            return Err(Error::Empty { what: "Mlp layers" });
+        }
+        for pair in layers.windows(2) {
+            if pair[1].in_features() != pair[0].out_features() {
+                return Err(Error::shape(
+                    "Mlp::from_layers",
+                    format!("[_, {}] for the next weight", pair[0].out_features()),
+                    pair[1].weight().shape(),
+                ));
+            }
+        }
+        Ok(Mlp { layers, activation })
+    }
+
+    /// The linear layers, first to last.
+    pub fn layers(&self) -> &[Linear<T>] {
+        &self.layers
+    }
+
+    /// The activation between layers.
+    pub fn activation(&self) -> Activation {
+        self.activation
+    }
+
+    /// Number of inputs.
+    pub fn in_features(&self) -> usize {
+        self.layers[0].in_features()
+    }
+
+    /// Number of outputs.
+    pub fn out_features(&self) -> usize {
+        self.layers[self.layers.len() - 1].out_features()
+    }
+
+    /// The output for `x` without keeping a cache.
+    ///
+    /// # Errors
+    /// [`Error::ShapeMismatch`] if `x` is not `[inputs, n]`.
+    pub fn predict(&self, x: &Matrix<T>) -> Result<Matrix<T>> {
+        let mut h = self.layers[0].apply(x)?;
+        for layer in &self.layers[1..] {
+            h = layer.apply(&self.activation.map(&h))?;
+        }
+        Ok(h)
+    }
+}
+
+// ANCHOR: mlp_layer
+impl<T: Float> Layer<T> for Mlp<T> {
+    type Cache = MlpCache<T>;
+
+    fn forward(&self, x: &Matrix<T>) -> Result<(Matrix<T>, MlpCache<T>)> {
+        let mut cache = MlpCache { inputs: Vec::new(), pre_activations: Vec::new() };
+        let mut h = x.clone();
+        for (i, layer) in self.layers.iter().enumerate() {
+            let (z, input) = layer.forward(&h)?;
+            cache.inputs.push(input);
+            if i + 1 == self.layers.len() {
+                return Ok((z, cache));
+            }
+            h = self.activation.map(&z);
+            cache.pre_activations.push(z);
+        }
+        unreachable!("an Mlp has at least one layer")
+    }
+
+    fn backward(&mut self, cache: &MlpCache<T>, dy: &Matrix<T>) -> Result<Matrix<T>> {
+        let mut grad = dy.clone();
+        for i in (0..self.layers.len()).rev() {
+            if i + 1 < self.layers.len() {
+                grad = self.activation.backward_from_input(&cache.pre_activations[i], &grad)?;
+            }
+            grad = self.layers[i].backward(&cache.inputs[i], &grad)?;
+        }
+        Ok(grad)
+    }
+}
+// ANCHOR_END: mlp_layer
+
+impl<T: Float> Parameters<T> for Mlp<T> {
+    fn visit(&self, f: &mut dyn FnMut(&str, &Param<T>)) {
+        for (i, layer) in self.layers.iter().enumerate() {
+            visit_child(&format!("layers.{i}"), layer, f);
+        }
+    }
+    fn visit_mut(&mut self, f: &mut dyn FnMut(&str, &mut Param<T>)) {
+        for (i, layer) in self.layers.iter_mut().enumerate() {
+            visit_child_mut(&format!("layers.{i}"), layer, f);
+        }
+    }
+}
