@@ -1,1 +1,47 @@
+//! addmul builds large language models from nothing but addition and
+//! multiplication, one concept per crate. This facade re-exports them all:
+//!
+//! | module | crate | concept |
+//! |---|---|---|
+//! | [`core`] | `addmul-core` | matrices, parameters, initialisation, gradient checks |
+//! | [`nn`] | `addmul-nn` | linear layers, ReLU, GELU, multi-layer networks |
+//! | [`softmax`] | `addmul-softmax` | softmax, cross-entropy, L1 loss |
+//! | [`train`] | `addmul-train` | optimizers, schedules, the epoch loop |
+//! | [`leafflower`] | `addmul-leafflower` | the article's leaf/flower network |
+//! | [`plot`] | `addmul-plot` | SVG figures |
+//!
+//! The `addmul` command runs the book's examples; see `addmul --help`.
+#![deny(missing_docs)]
 
+pub use addmul_core as core;
+pub use addmul_leafflower as leafflower;
+pub use addmul_nn as nn;
+pub use addmul_plot as plot;
+pub use addmul_softmax as softmax;
+pub use addmul_train as train;
+
+pub mod demos;
+
+/// What can go wrong in a demo or command: the underlying crates' errors,
+/// kept whole.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A numeric error (shapes, values, configuration).
+    #[error(transparent)]
+    Numeric(#[from] addmul_core::Error),
+    /// A figure could not be drawn or saved.
+    #[error(transparent)]
+    Plot(#[from] addmul_plot::PlotError),
+    /// Reading or writing a file or the terminal failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+/// `Result` with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

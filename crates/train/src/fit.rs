@@ -14,6 +14,9 @@ pub enum Mode {
     Eval,
 }
 
+/// The loss function [`fit`] trains on: `objective(model, examples, mode)`.
+pub type Objective<'a, M, E> = dyn FnMut(&mut M, &[E], Mode) -> Result<f64> + 'a;
+
 /// Stop when the validation loss has not improved for `patience` epochs,
 /// and put back the weights of the best epoch.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -103,7 +106,7 @@ pub fn fit<T, M, E, O>(
     train: &[E],
     val: &[E],
     config: &FitConfig,
-    objective: &mut dyn FnMut(&mut M, &[E], Mode) -> Result<f64>,
+    objective: &mut Objective<'_, M, E>,
     on_epoch: &mut dyn FnMut(&EpochRecord),
 ) -> Result<History>
 where

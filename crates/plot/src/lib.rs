@@ -1,0 +1,564 @@
+//! The figures of the addmul book and the `addmul` command, drawn as
+//! self-contained SVG text: no system fonts, no scripts, no network.
+//!
+//! - [`LineChart`]: loss curves and other series against a step or epoch.
+//! - [`Heatmap`]: a matrix of values (attention weights, positional
+//!   encodings) as coloured cells.
+//! - [`RegionMap`]: a classifier's decision regions over two inputs, with the
+//!   data points on top.
+//!
+//! Every figure renders to a `String` with `to_svg` and to a file with `save`.
+//!
+//! # Example
+//! ```
+//! use addmul_plot::{LineChart, Series};
+//! let svg = LineChart::new("loss", "epoch", "loss")
+//!     .series(Series::new("train", vec![(1.0, 0.9), (2.0, 0.5), (3.0, 0.3)]))
+//!     .to_svg()?;
+//! assert!(svg.starts_with("<svg"));
+//! # Ok::<(), addmul_plot::PlotError>(())
+//! ```
+#![deny(missing_docs)]
+
+use std::path::Path;
+
+use plotters::coord::Shift;
+use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
+use plotters::prelude::*;
+
+/// A figure could not be drawn or written.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PlotError {
+    /// The drawing backend failed.
+    #[error("drawing {figure}: {message}")]
+    Draw {
+        /// The figure's title.
+        figure: String,
+        /// The backend's message.
+        message: String,
+    },
+    /// The figure has nothing to draw, or its data is not finite.
+    #[error("figure {figure}: {problem}")]
+    BadData {
+        /// The figure's title.
+        figure: String,
+        /// What is wrong.
+        problem: String,
+    },
+    /// The SVG file could not be written.
+    #[error("writing {path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+type Result<T> = std::result::Result<T, PlotError>;
+
+/// Colours for series and classes, chosen to stay distinct in print.
+pub const PALETTE: [RGBColor; 6] = [
+    RGBColor(31, 119, 180),
+    RGBColor(214, 39, 40),
+    RGBColor(44, 160, 44),
+    RGBColor(255, 127, 14),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+];
+
+fn draw_err(figure: &str, e: impl std::fmt::Display) -> PlotError {
+    PlotError::Draw { figure: figure.to_string(), message: e.to_string() }
+}
+
+fn bad(figure: &str, problem: impl Into<String>) -> PlotError {
+    PlotError::BadData { figure: figure.to_string(), problem: problem.into() }
+}
+
+fn save_svg(path: &Path, svg: &str) -> Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|source| PlotError::Io { path: dir.display().to_string(), source })?;
+    }
+    std::fs::write(path, svg).map_err(|source| PlotError::Io { path: path.display().to_string(), source })
+}
+
+fn render(
+    size: (u32, u32),
+    title: &str,
+    draw: impl FnOnce(DrawingArea<SVGBackend<'_>, Shift>) -> Result<()>,
+) -> Result<String> {
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, size).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| draw_err(title, e))?;
+        draw(root.clone())?;
+        root.present().map_err(|e| draw_err(title, e))?;
+    }
+    Ok(svg)
+}
+
+fn padded_range(lo: f64, hi: f64) -> (f64, f64) {
+    if hi > lo {
+        let pad = (hi - lo) * 0.05;
+        (lo - pad, hi + pad)
+    } else {
+        (lo - 0.5, hi + 0.5)
+    }
+}
+
+/// One named line of `(x, y)` points.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Series {
+    name: String,
+    points: Vec<(f64, f64)>,
+}
+
+impl Series {
+    /// A series called `name`.
+    pub fn new(name: impl Into<String>, points: Vec<(f64, f64)>) -> Self {
+        Series { name: name.into(), points }
+    }
+}
+
+/// Lines against a shared x axis, with an optional marked x position.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LineChart {
+    title: String,
+    x_label: String,
+    y_label: String,
+    series: Vec<Series>,
+    marker: Option<(f64, String)>,
+    log_x: bool,
+    size: (u32, u32),
+}
+
+impl LineChart {
+    /// An empty chart.
+    pub fn new(title: impl Into<String>, x_label: impl Into<String>, y_label: impl Into<String>) -> Self {
+        LineChart {
+            title: title.into(),
+            x_label: x_label.into(),
+            y_label: y_label.into(),
+            series: Vec::new(),
+            marker: None,
+            log_x: false,
+            size: (720, 420),
+        }
+    }
+
+    /// Adds a line.
+    pub fn series(mut self, s: Series) -> Self {
+        self.series.push(s);
+        self
+    }
+
+    /// Draws a dashed vertical line at `x` labelled `label`.
+    pub fn marker(mut self, x: f64, label: impl Into<String>) -> Self {
+        self.marker = Some((x, label.into()));
+        self
+    }
+
+    /// Uses a logarithmic x axis (all x must be positive).
+    pub fn log_x(mut self) -> Self {
+        self.log_x = true;
+        self
+    }
+
+    /// Renders the chart.
+    ///
+    /// # Errors
+    /// [`PlotError::BadData`] if there are no points or a point is not
+    /// finite (or not positive on a log axis).
+    pub fn to_svg(&self) -> Result<String> {
+        let points = self.series.iter().flat_map(|s| s.points.iter());
+        let (mut x0, mut x1, mut y0, mut y1) = (f64::INFINITY, f64::NEG_INFINITY, f64::INFINITY, f64::NEG_INFINITY);
+        for &(x, y) in points {
+            if !x.is_finite() || !y.is_finite() || (self.log_x && x <= 0.0) {
+                return Err(bad(&self.title, format!("point ({x}, {y}) cannot be drawn")));
+            }
+            (x0, x1, y0, y1) = (x0.min(x), x1.max(x), y0.min(y), y1.max(y));
+        }
+        if x0 > x1 {
+            return Err(bad(&self.title, "no points"));
+        }
+        let (y0, y1) = padded_range(y0, y1);
+        render(self.size, &self.title, |root| {
+            if self.log_x {
+                self.draw(root, (x0..x1.max(x0 * 1.01)).log_scale(), y0..y1)
+            } else {
+                let (x0, x1) = if x1 > x0 { (x0, x1) } else { (x0 - 0.5, x1 + 0.5) };
+                self.draw(root, x0..x1, y0..y1)
+            }
+        })
+    }
+
+    fn draw<X>(&self, root: DrawingArea<SVGBackend<'_>, Shift>, x: X, y: std::ops::Range<f64>) -> Result<()>
+    where
+        X: AsRangedCoord<Value = f64>,
+        X::CoordDescType: ValueFormatter<f64>,
+    {
+        let e = |e| draw_err(&self.title, e);
+        let mut chart = ChartBuilder::on(&root)
+            .caption(&self.title, ("sans-serif", 20))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(56)
+            .build_cartesian_2d(x, y.clone())
+            .map_err(e)?;
+        chart.configure_mesh().x_desc(&self.x_label).y_desc(&self.y_label).light_line_style(WHITE).draw().map_err(e)?;
+        for (i, s) in self.series.iter().enumerate() {
+            let colour = PALETTE[i % PALETTE.len()];
+            chart
+                .draw_series(LineSeries::new(s.points.iter().copied(), colour.stroke_width(2)))
+                .map_err(e)?
+                .label(&s.name)
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], colour.stroke_width(2)));
+        }
+        if let Some((mx, label)) = &self.marker {
+            let style = BLACK.mix(0.6).stroke_width(1);
+            chart.draw_series(DashedLineSeries::new(vec![(*mx, y.start), (*mx, y.end)], 6, 4, style)).map_err(e)?;
+            chart
+                .draw_series(std::iter::once(Text::new(label.clone(), (*mx, y.end), ("sans-serif", 13))))
+                .map_err(e)?;
+        }
+        chart
+            .configure_series_labels()
+            .border_style(BLACK.mix(0.3))
+            .background_style(WHITE.mix(0.9))
+            .position(SeriesLabelPosition::UpperRight)
+            .draw()
+            .map_err(e)?;
+        Ok(())
+    }
+
+    /// Renders the chart into `path`, creating its folder.
+    ///
+    /// # Errors
+    /// As [`LineChart::to_svg`], or [`PlotError::Io`].
+    pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
+        save_svg(path.as_ref(), &self.to_svg()?)
+    }
+}
+
+/// A matrix of values as coloured cells, white (low) to dark blue (high).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Heatmap {
+    title: String,
+    values: Vec<Vec<f64>>,
+    row_labels: Vec<String>,
+    col_labels: Vec<String>,
+    x_label: String,
+    y_label: String,
+    range: Option<(f64, f64)>,
+    annotate: bool,
+    diverging: bool,
+}
+
+impl Heatmap {
+    /// A heatmap of `values[row][col]`.
+    pub fn new(title: impl Into<String>, values: Vec<Vec<f64>>) -> Self {
+        Heatmap {
+            title: title.into(),
+            values,
+            row_labels: Vec::new(),
+            col_labels: Vec::new(),
+            x_label: String::new(),
+            y_label: String::new(),
+            range: None,
+            annotate: false,
+            diverging: false,
+        }
+    }
+
+    /// Labels for the rows (top to bottom) and columns (left to right).
+    pub fn labels(mut self, rows: Vec<String>, cols: Vec<String>) -> Self {
+        self.row_labels = rows;
+        self.col_labels = cols;
+        self
+    }
+
+    /// Axis descriptions.
+    pub fn axes(mut self, x_label: impl Into<String>, y_label: impl Into<String>) -> Self {
+        self.x_label = x_label.into();
+        self.y_label = y_label.into();
+        self
+    }
+
+    /// Fixes the colour scale (otherwise the data's minimum and maximum).
+    pub fn range(mut self, lo: f64, hi: f64) -> Self {
+        self.range = Some((lo, hi));
+        self
+    }
+
+    /// Writes each value in its cell (for small matrices).
+    pub fn annotate(mut self) -> Self {
+        self.annotate = true;
+        self
+    }
+
+    /// Uses a red-white-blue scale centred on the middle of the range (for
+    /// values of both signs).
+    pub fn diverging(mut self) -> Self {
+        self.diverging = true;
+        self
+    }
+
+    fn colour(&self, t: f64) -> RGBColor {
+        let t = t.clamp(0.0, 1.0);
+        let lerp = |a: u8, b: u8, t: f64| (f64::from(a) + (f64::from(b) - f64::from(a)) * t).round() as u8;
+        if self.diverging {
+            let (from, to, t) = if t < 0.5 {
+                ((178, 24, 43), (247, 247, 247), t * 2.0)
+            } else {
+                ((247, 247, 247), (33, 102, 172), t * 2.0 - 1.0)
+            };
+            RGBColor(lerp(from.0, to.0, t), lerp(from.1, to.1, t), lerp(from.2, to.2, t))
+        } else {
+            RGBColor(lerp(255, 8, t), lerp(255, 48, t), lerp(255, 107, t))
+        }
+    }
+
+    /// Renders the heatmap.
+    ///
+    /// # Errors
+    /// [`PlotError::BadData`] if the matrix is empty, ragged or not finite.
+    pub fn to_svg(&self) -> Result<String> {
+        let rows = self.values.len();
+        let cols = self.values.first().map_or(0, Vec::len);
+        if rows == 0 || cols == 0 || self.values.iter().any(|r| r.len() != cols) {
+            return Err(bad(&self.title, "the matrix is empty or ragged"));
+        }
+        if self.values.iter().flatten().any(|v| !v.is_finite()) {
+            return Err(bad(&self.title, "a value is not finite"));
+        }
+        let (lo, hi) = self.range.unwrap_or_else(|| {
+            let lo = self.values.iter().flatten().copied().fold(f64::INFINITY, f64::min);
+            let hi = self.values.iter().flatten().copied().fold(f64::NEG_INFINITY, f64::max);
+            (lo, hi)
+        });
+        let span = if hi > lo { hi - lo } else { 1.0 };
+        let cell = (560 / cols.max(rows)).clamp(4, 60) as u32;
+        let size = (cell * cols as u32 + 140, cell * rows as u32 + 120);
+        render(size, &self.title, |root| {
+            let e = |e| draw_err(&self.title, e);
+            let mut chart = ChartBuilder::on(&root)
+                .caption(&self.title, ("sans-serif", 18))
+                .margin(10)
+                .x_label_area_size(40)
+                .y_label_area_size(80)
+                .build_cartesian_2d(0..cols, 0..rows)
+                .map_err(e)?;
+            let col_labels = self.col_labels.clone();
+            let row_labels = self.row_labels.clone();
+            chart
+                .configure_mesh()
+                .disable_mesh()
+                .x_desc(&self.x_label)
+                .y_desc(&self.y_label)
+                .x_labels(cols.min(32))
+                .y_labels(rows.min(32))
+                .x_label_formatter(&|c| col_labels.get(*c).cloned().unwrap_or_else(|| c.to_string()))
+                .y_label_formatter(&|r| {
+                    rows.checked_sub(r + 1).and_then(|i| row_labels.get(i).cloned()).unwrap_or_default()
+                })
+                .draw()
+                .map_err(e)?;
+            let cells = self
+                .values
+                .iter()
+                .enumerate()
+                .flat_map(|(r, row)| row.iter().enumerate().map(move |(c, &v)| (r, c, v)));
+            chart
+                .draw_series(cells.map(|(r, c, v)| {
+                    let y = rows - 1 - r;
+                    Rectangle::new([(c, y), (c + 1, y + 1)], self.colour((v - lo) / span).filled())
+                }))
+                .map_err(e)?;
+            if self.annotate {
+                let texts = self
+                    .values
+                    .iter()
+                    .enumerate()
+                    .flat_map(|(r, row)| row.iter().enumerate().map(move |(c, &v)| (r, c, v)));
+                chart
+                    .draw_series(texts.map(|(r, c, v)| {
+                        let dark = (v - lo) / span > 0.55;
+                        let colour = if dark { WHITE } else { BLACK };
+                        Text::new(format!("{v:.2}"), (c, rows - r), ("sans-serif", 11).into_font().color(&colour))
+                    }))
+                    .map_err(e)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Renders the heatmap into `path`.
+    ///
+    /// # Errors
+    /// As [`Heatmap::to_svg`], or [`PlotError::Io`].
+    pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
+        save_svg(path.as_ref(), &self.to_svg()?)
+    }
+}
+
+/// A classifier's answer over a 2-D slice of its inputs, with points on top.
+pub struct RegionMap<'a> {
+    title: String,
+    x_label: String,
+    y_label: String,
+    x_range: (f64, f64),
+    y_range: (f64, f64),
+    classify: Box<dyn Fn(f64, f64) -> usize + 'a>,
+    class_names: Vec<String>,
+    points: Vec<(f64, f64, usize)>,
+    resolution: usize,
+}
+
+impl std::fmt::Debug for RegionMap<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegionMap").field("title", &self.title).finish_non_exhaustive()
+    }
+}
+
+impl<'a> RegionMap<'a> {
+    /// A map of `classify(x, y)` (a class index) over the given ranges.
+    pub fn new(
+        title: impl Into<String>,
+        (x_label, x_range): (&str, (f64, f64)),
+        (y_label, y_range): (&str, (f64, f64)),
+        classify: impl Fn(f64, f64) -> usize + 'a,
+    ) -> Self {
+        RegionMap {
+            title: title.into(),
+            x_label: x_label.to_string(),
+            y_label: y_label.to_string(),
+            x_range,
+            y_range,
+            classify: Box::new(classify),
+            class_names: Vec::new(),
+            points: Vec::new(),
+            resolution: 120,
+        }
+    }
+
+    /// Names of the classes, for the legend.
+    pub fn classes(mut self, names: &[&str]) -> Self {
+        self.class_names = names.iter().map(|s| s.to_string()).collect();
+        self
+    }
+
+    /// Points `(x, y, class)` drawn over the regions.
+    pub fn points(mut self, points: Vec<(f64, f64, usize)>) -> Self {
+        self.points = points;
+        self
+    }
+
+    /// Renders the map.
+    ///
+    /// # Errors
+    /// [`PlotError::BadData`] for an empty range.
+    pub fn to_svg(&self) -> Result<String> {
+        let ((x0, x1), (y0, y1)) = (self.x_range, self.y_range);
+        if !(x1 > x0 && y1 > y0) {
+            return Err(bad(&self.title, "empty range"));
+        }
+        render((640, 520), &self.title, |root| {
+            let e = |e| draw_err(&self.title, e);
+            let mut chart = ChartBuilder::on(&root)
+                .caption(&self.title, ("sans-serif", 18))
+                .margin(12)
+                .x_label_area_size(40)
+                .y_label_area_size(56)
+                .build_cartesian_2d(x0..x1, y0..y1)
+                .map_err(e)?;
+            chart.configure_mesh().disable_mesh().x_desc(&self.x_label).y_desc(&self.y_label).draw().map_err(e)?;
+            let n = self.resolution;
+            let (dx, dy) = ((x1 - x0) / n as f64, (y1 - y0) / n as f64);
+            let cells = (0..n).flat_map(|i| (0..n).map(move |j| (i, j)));
+            chart
+                .draw_series(cells.map(|(i, j)| {
+                    let (x, y) = (x0 + i as f64 * dx, y0 + j as f64 * dy);
+                    let class = (self.classify)(x + dx / 2.0, y + dy / 2.0);
+                    Rectangle::new([(x, y), (x + dx, y + dy)], PALETTE[class % PALETTE.len()].mix(0.18).filled())
+                }))
+                .map_err(e)?;
+            for class in 0..self.class_names.len().max(1) {
+                let colour = PALETTE[class % PALETTE.len()];
+                let pts: Vec<(f64, f64)> = self
+                    .points
+                    .iter()
+                    .filter(|p| p.2 == class)
+                    .map(|p| (p.0.clamp(x0, x1), p.1.clamp(y0, y1)))
+                    .collect();
+                let name = self.class_names.get(class).cloned().unwrap_or_default();
+                chart
+                    .draw_series(pts.into_iter().map(|p| Circle::new(p, 3, colour.filled())))
+                    .map_err(e)?
+                    .label(name)
+                    .legend(move |(x, y)| Circle::new((x + 6, y), 4, colour.filled()));
+            }
+            chart
+                .configure_series_labels()
+                .border_style(BLACK.mix(0.3))
+                .background_style(WHITE.mix(0.9))
+                .draw()
+                .map_err(e)?;
+            Ok(())
+        })
+    }
+
+    /// Renders the map into `path`.
+    ///
+    /// # Errors
+    /// As [`RegionMap::to_svg`], or [`PlotError::Io`].
+    pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
+        save_svg(path.as_ref(), &self.to_svg()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_chart_draws_every_series_and_the_marker() {
+        let svg = LineChart::new("curves", "epoch", "loss")
+            .series(Series::new("train", vec![(1.0, 1.0), (2.0, 0.5)]))
+            .series(Series::new("validation", vec![(1.0, 1.2), (2.0, 0.9)]))
+            .marker(2.0, "best")
+            .log_x()
+            .to_svg()
+            .unwrap();
+        for text in ["curves", "train", "validation", "best", "epoch"] {
+            assert!(svg.contains(text), "missing {text}");
+        }
+        assert!(!svg.contains("http://") || svg.contains("http://www.w3.org/2000/svg"));
+    }
+
+    #[test]
+    fn bad_data_is_reported() {
+        let err = LineChart::new("t", "x", "y").to_svg().unwrap_err();
+        assert_eq!(err.to_string(), "figure t: no points");
+        let err = LineChart::new("t", "x", "y").series(Series::new("s", vec![(0.0, f64::NAN)])).to_svg().unwrap_err();
+        assert!(err.to_string().contains("cannot be drawn"));
+        assert!(Heatmap::new("h", vec![vec![1.0], vec![]]).to_svg().is_err());
+    }
+
+    #[test]
+    fn heatmap_and_region_map_render() {
+        let svg = Heatmap::new("weights", vec![vec![0.1, 0.9], vec![0.5, 0.5]])
+            .labels(vec!["a".into(), "b".into()], vec!["x".into(), "y".into()])
+            .annotate()
+            .to_svg()
+            .unwrap();
+        assert!(svg.contains("0.90") && svg.contains("<rect"));
+        let classify = |x: f64, _: f64| usize::from(x > 0.0);
+        let svg = RegionMap::new("regions", ("x", (-1.0, 1.0)), ("y", (-1.0, 1.0)), classify)
+            .classes(&["left", "right"])
+            .points(vec![(-0.5, 0.0, 0), (0.5, 0.0, 1)])
+            .to_svg()
+            .unwrap();
+        assert!(svg.contains("left") && svg.contains("right"));
+    }
+}

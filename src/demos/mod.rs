@@ -1,0 +1,6 @@
+//! The book's runnable examples, shared by `cargo run --example` and the
+//! `addmul` command.
+
+mod leaf_flower;
+
+pub use leaf_flower::{LeafFlowerOptions, leaf_flower};

@@ -1,0 +1,43 @@
+//! Cross-crate checks through the `addmul` facade.
+
+use addmul::core::{GradCheck, Init, Layer, Matrix, ParametersExt, gradcheck, rng};
+use addmul::nn::{Activation, Mlp};
+use addmul::softmax::cross_entropy;
+
+/// The whole small network followed by cross-entropy: a gradient check that
+/// spans `core`, `nn` and `softmax`.
+#[test]
+fn network_plus_cross_entropy_gradient_check() {
+    let mut net = Mlp::<f64>::new(&[4, 6, 5, 3], Activation::GeluErf, Init::Normal { std: 0.7 }, &mut rng(11)).unwrap();
+    let x: Matrix<f64> = Init::Uniform { bound: 2.0 }.matrix(4, 5, &mut rng(12));
+    let targets = [0, 2, 1, 1, 0];
+    let report = GradCheck::default()
+        .run(&mut net, &mut [x], |net, xs| {
+            let (scores, cache) = net.forward(&xs[0])?;
+            let (loss, ce) = cross_entropy(&scores, &targets)?;
+            let dx = net.backward(&cache, &ce.backward())?;
+            Ok::<_, addmul::core::Error>((loss, vec![dx]))
+        })
+        .unwrap();
+    assert_eq!(report.checked, net.num_params() + 20);
+    gradcheck::within(&report, gradcheck::TIGHT).unwrap();
+}
+
+/// The demo behind `addmul leaf-flower` and `--example leaf_flower` runs end
+/// to end and writes both figures.
+#[test]
+fn leaf_flower_demo_runs_and_draws() {
+    let dir = std::env::temp_dir().join(format!("addmul-test-figures-{}", std::process::id()));
+    let options =
+        addmul::demos::LeafFlowerOptions { figures: Some(dir.clone()), progress_every: 100, ..Default::default() };
+    let mut out = Vec::new();
+    addmul::demos::leaf_flower(&options, &mut out).unwrap();
+    let text = String::from_utf8(out).unwrap();
+    assert!(text.contains("hidden [-26.598"), "{text}");
+    assert!(text.contains("stopped early"), "{text}");
+    for figure in ["leaf_flower_regions.svg", "leaf_flower_overfitting.svg"] {
+        let svg = std::fs::read_to_string(dir.join(figure)).unwrap();
+        assert!(svg.starts_with("<svg"), "{figure}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
