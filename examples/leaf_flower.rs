@@ -9,5 +9,6 @@
 fn main() -> Result<(), addmul::Error> {
     let figures = std::env::args_os().nth(1).map(std::path::PathBuf::from);
     let options = addmul::demos::LeafFlowerOptions { figures, ..Default::default() };
-    addmul::demos::leaf_flower(&options, &mut std::io::stdout().lock())
+    addmul::demos::leaf_flower(&options, &mut std::io::stdout().lock())?;
+    Ok(())
 }

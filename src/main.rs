@@ -35,7 +35,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::LeafFlower { seed, figures, every } => {
             let options = addmul::demos::LeafFlowerOptions { seed, figures, progress_every: every as usize };
-            addmul::demos::leaf_flower(&options, &mut std::io::stdout().lock())
+            addmul::demos::leaf_flower(&options, &mut std::io::stdout().lock()).map(drop)
         }
     };
     match result {

@@ -7,7 +7,7 @@ use addmul_leafflower::{
     ARTICLE_LEAF, ArticleNetwork, Class, ClassifierConfig, SUNFLOWER, TrainingRun, train_classifier,
 };
 use addmul_plot::{LineChart, RegionMap, Series};
-use addmul_train::EpochRecord;
+use addmul_train::{EarlyStopping, EpochRecord};
 
 use crate::{Error, Result};
 
@@ -26,13 +26,26 @@ fn io(context: &str) -> impl FnOnce(std::io::Error) -> Error + '_ {
     move |source| Error::Io { context: context.to_string(), source }
 }
 
+/// The three training runs of the demo.
+#[derive(Debug, Clone)]
+pub struct LeafFlowerRuns {
+    /// The well-behaved run ([`ClassifierConfig::standard`]).
+    pub standard: TrainingRun,
+    /// The run built to overfit, recorded to the end.
+    pub overfit: TrainingRun,
+    /// The same run with early stopping.
+    pub early_stopped: TrainingRun,
+    /// The patience of the early-stopped run.
+    pub patience: usize,
+}
+
 /// Runs the article's fixed network on its leaf and on a sunflower, trains a
-/// classifier on generated data, then trains one built to overfit, printing
-/// progress and results to `out`.
+/// classifier on generated data, then trains one built to overfit (and the
+/// same one with early stopping), printing progress and results to `out`.
 ///
 /// # Errors
 /// A numeric error from training, a plotting error, or a failed write.
-pub fn leaf_flower(options: &LeafFlowerOptions, out: &mut dyn Write) -> Result<()> {
+pub fn leaf_flower(options: &LeafFlowerOptions, out: &mut dyn Write) -> Result<LeafFlowerRuns> {
     let w = |e| Error::Io { context: "writing progress".into(), source: e };
     writeln!(out, "== The article's network (fixed weights) ==").map_err(w)?;
     for (name, object) in [("leaf", ARTICLE_LEAF), ("sunflower", SUNFLOWER)] {
@@ -63,13 +76,22 @@ pub fn leaf_flower(options: &LeafFlowerOptions, out: &mut dyn Write) -> Result<(
     let overfit = train_classifier(&ClassifierConfig::overfitting(), &mut progress(out, every * 10))?;
     summarise(out, &overfit).map_err(w)?;
 
+    let patience = 50;
+    writeln!(out, "\n== The same run with early stopping (patience {patience} epochs) ==").map_err(w)?;
+    let config = ClassifierConfig {
+        early_stopping: Some(EarlyStopping { patience, min_delta: 0.0 }),
+        ..ClassifierConfig::overfitting()
+    };
+    let early_stopped = train_classifier(&config, &mut |_| {})?;
+    summarise(out, &early_stopped).map_err(w)?;
+
     if let Some(dir) = &options.figures {
         std::fs::create_dir_all(dir).map_err(io("creating the figures folder"))?;
         decision_regions(&run).save(dir.join("leaf_flower_regions.svg"))?;
         loss_curves(&overfit).save(dir.join("leaf_flower_overfitting.svg"))?;
         writeln!(out, "\nfigures written to {}", dir.display()).map_err(w)?;
     }
-    Ok(())
+    Ok(LeafFlowerRuns { standard: run, overfit, early_stopped, patience })
 }
 
 fn progress(out: &mut dyn Write, every: usize) -> impl FnMut(&EpochRecord) + '_ {
@@ -99,7 +121,7 @@ fn summarise(out: &mut dyn Write, run: &TrainingRun) -> std::io::Result<()> {
 
 /// The trained network's answer over green and volume, with red and blue
 /// fixed at the training set's medians.
-pub(crate) fn decision_regions(run: &TrainingRun) -> RegionMap<'_> {
+pub fn decision_regions(run: &TrainingRun) -> RegionMap<'_> {
     let median = |i: usize| {
         let mut v: Vec<f64> = run.train.iter().map(|e| e.features[i]).collect();
         v.sort_by(f64::total_cmp);
@@ -123,7 +145,7 @@ pub(crate) fn decision_regions(run: &TrainingRun) -> RegionMap<'_> {
 
 /// Training and validation loss of the overfitting run, with the best epoch
 /// marked.
-pub(crate) fn loss_curves(run: &TrainingRun) -> LineChart {
+pub fn loss_curves(run: &TrainingRun) -> LineChart {
     let e = &run.history.epochs;
     let train = e.iter().map(|r| (r.epoch as f64, r.train_loss)).collect();
     let val = e.iter().map(|r| (r.epoch as f64, r.val_loss.unwrap_or(f64::NAN))).collect();

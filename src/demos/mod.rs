@@ -3,4 +3,4 @@
 
 mod leaf_flower;
 
-pub use leaf_flower::{LeafFlowerOptions, leaf_flower};
+pub use leaf_flower::{LeafFlowerOptions, LeafFlowerRuns, decision_regions, leaf_flower, loss_curves};

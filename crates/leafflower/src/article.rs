@@ -1,7 +1,7 @@
 //! The article's hand-made network, with fixed weights.
 
-use addmul_core::{Matrix, Result};
-use addmul_nn::Linear;
+use addmul_core::{Matrix, Param, Parameters, Result};
+use addmul_nn::{Activation, Linear, Mlp};
 
 use crate::Class;
 
@@ -29,11 +29,13 @@ pub const OUTPUT_WEIGHTS: [[f64; 3]; 2] = [
 // ANCHOR_END: article_weights
 
 /// The article's network: 4 inputs, 3 hidden neurons, 2 outputs, no
-/// activation function, optional biases. The larger output wins.
+/// activation function, biases on the hidden neurons. The larger output wins.
+///
+/// Its parameters are named like an [`Mlp`]'s: `layers.0.weight`,
+/// `layers.0.bias`, `layers.1.weight`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ArticleNetwork {
-    hidden: Linear<f64>,
-    output: Linear<f64>,
+    net: Mlp<f64>,
 }
 
 /// Every number the article's network computes for one object.
@@ -58,7 +60,13 @@ impl ArticleNetwork {
         let hidden =
             Linear::from_weights(matrix(&HIDDEN_WEIGHTS), Some(hidden_bias.to_vec())).expect("3 biases for 3 neurons");
         let output = Linear::from_weights(matrix(&OUTPUT_WEIGHTS), None).expect("no bias");
-        ArticleNetwork { hidden, output }
+        let net = Mlp::from_layers(vec![hidden, output], Activation::Identity).expect("4-3 then 3-2 fit");
+        ArticleNetwork { net }
+    }
+
+    /// The network as an [`Mlp`] with the identity activation.
+    pub fn as_mlp(&self) -> &Mlp<f64> {
+        &self.net
     }
 
     // ANCHOR: evaluate
@@ -67,11 +75,21 @@ impl ArticleNetwork {
     /// # Errors
     /// Never for a 4-value input; the `Result` comes from the layers.
     pub fn evaluate(&self, object: [f64; 4]) -> Result<Evaluation> {
+        let [hidden, output] = self.net.layers() else { unreachable!("two layers") };
         let x = Matrix::from_column_slice(4, 1, &object);
-        let h = self.hidden.apply(&x)?; // each neuron: Σ weight × input (+ bias)
-        let s = self.output.apply(&h)?; // each score: Σ weight × hidden neuron
+        let h = hidden.apply(&x)?; // each neuron: Σ weight × input (+ bias)
+        let s = output.apply(&h)?; // each score: Σ weight × hidden neuron
         let class = if s[0] > s[1] { Class::Leaf } else { Class::Flower };
         Ok(Evaluation { hidden: [h[0], h[1], h[2]], scores: [s[0], s[1]], class })
     }
     // ANCHOR_END: evaluate
+}
+
+impl Parameters<f64> for ArticleNetwork {
+    fn visit(&self, f: &mut dyn FnMut(&str, &Param<f64>)) {
+        self.net.visit(f);
+    }
+    fn visit_mut(&mut self, f: &mut dyn FnMut(&str, &mut Param<f64>)) {
+        self.net.visit_mut(f);
+    }
 }

@@ -6,6 +6,7 @@ use addmul_core::{Float, Layer, Matrix, Param, Parameters, Result, expect_shape}
 ///
 /// | variant | `f(x)` | `f'(x)` |
 /// |---|---|---|
+/// | `Identity` | `x` | `1` |
 /// | `Relu` | `max(0, x)` | `1` if `x > 0`, else `0` |
 /// | `GeluTanh` | `x/2 · (1 + tanh(√(2/π) (x + 0.044715 x³)))` | see [`Activation::derivative`] |
 /// | `GeluErf` | `x Φ(x) = x/2 · (1 + erf(x/√2))` | `Φ(x) + x φ(x)` |
@@ -15,6 +16,8 @@ use addmul_core::{Float, Layer, Matrix, Param, Parameters, Result, expect_shape}
 /// `5e-4` everywhere.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Activation {
+    /// No activation at all: the article's first network is purely linear.
+    Identity,
     /// The rectified linear unit.
     Relu,
     /// GELU, tanh approximation (GPT-2).
@@ -29,11 +32,13 @@ const FRAC_1_SQRT_2: f64 = std::f64::consts::FRAC_1_SQRT_2;
 const FRAC_1_SQRT_2PI: f64 = 0.398_942_280_401_432_7;
 
 impl Activation {
+    // ANCHOR: apply
     /// `f(x)`.
     #[inline]
     pub fn apply<T: Float>(self, x: T) -> T {
         let half = T::of(0.5);
         match self {
+            Activation::Identity => x,
             Activation::Relu => {
                 if x > T::zero() {
                     x
@@ -48,12 +53,14 @@ impl Activation {
             Activation::GeluErf => half * x * (T::one() + (x * T::of(FRAC_1_SQRT_2)).erf()),
         }
     }
+    // ANCHOR_END: apply
 
     /// `f'(x)`. For ReLU the derivative at 0 is taken as 0.
     #[inline]
     pub fn derivative<T: Float>(self, x: T) -> T {
         let half = T::of(0.5);
         match self {
+            Activation::Identity => T::one(),
             Activation::Relu => {
                 if x > T::zero() {
                     T::one()

@@ -1,0 +1,43 @@
+//! `cargo xtask book`.
+
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use mdbook_driver::MDBook;
+
+use crate::chapters::{self, Gen};
+use crate::checks::check_book;
+use crate::values::{Values, ValuesPreprocessor};
+
+/// Generates (unless `generate` is false), checks and builds the book.
+pub fn run(root: &Path, generate: bool) -> Result<()> {
+    let book_dir = root.join("book");
+    let src = book_dir.join("src");
+    let generated = src.join("generated");
+    let values_file = generated.join("values.json");
+    let values = if generate {
+        let start = Instant::now();
+        if generated.exists() {
+            std::fs::remove_dir_all(&generated).with_context(|| format!("cleaning {}", generated.display()))?;
+        }
+        std::fs::create_dir_all(generated.join("figures"))?;
+        let mut g = Gen::new(generated.clone());
+        chapters::generate_all(&mut g)?;
+        std::fs::write(&values_file, g.values.to_json())?;
+        eprintln!("generated {} values and the figures in {:.1}s", g.values.len(), start.elapsed().as_secs_f64());
+        g.values
+    } else {
+        let text = std::fs::read_to_string(&values_file)
+            .with_context(|| format!("reading {} (run `cargo xtask book` once first)", values_file.display()))?;
+        Values::from_json(&text)?
+    };
+    check_book(&src, Some(&values))?;
+
+    let mut book = MDBook::load(&book_dir).map_err(|e| anyhow::anyhow!("loading the book: {e:#}"))?;
+    book.with_preprocessor(ValuesPreprocessor(values));
+    book.with_preprocessor(mdbook_katex::preprocess::KatexProcessor);
+    book.build().map_err(|e| anyhow::anyhow!("building the book: {e:#}"))?;
+    eprintln!("book built: {}", book_dir.join("build").join("index.html").display());
+    Ok(())
+}

@@ -1,0 +1,119 @@
+//! Chapters 1 and 2: the leaf/flower network and how it is trained.
+
+use addmul::core::{Layer, Matrix, ParametersExt};
+use addmul::demos::{LeafFlowerOptions, leaf_flower};
+use addmul::leafflower::{self, ARTICLE_LEAF, ArticleNetwork, Class, SUNFLOWER};
+use addmul::plot::RegionMap;
+use addmul::softmax::{cross_entropy, l1_loss, softmax};
+use addmul::train::NudgeTrainer;
+use anyhow::Result;
+
+use super::Gen;
+
+pub fn generate(g: &mut Gen) -> Result<()> {
+    // Chapter 1: the fixed network on the article's leaf and on a sunflower.
+    let net = ArticleNetwork::new([0.0; 3]);
+    for (name, object) in [("leaf", ARTICLE_LEAF), ("sunflower", SUNFLOWER)] {
+        let e = net.evaluate(object)?;
+        for (i, h) in e.hidden.iter().enumerate() {
+            g.num(&format!("ch01.{name}.hidden{i}"), *h, 3);
+        }
+        g.num(&format!("ch01.{name}.score_leaf"), e.scores[0], 3);
+        g.num(&format!("ch01.{name}.score_flower"), e.scores[1], 3);
+        g.values.set(&format!("ch01.{name}.class"), e.class.name());
+    }
+    let with_bias = ArticleNetwork::new([0.25, 0.0, 0.0]).evaluate(ARTICLE_LEAF)?;
+    g.num("ch01.leaf.hidden0_bias", with_bias.hidden[0], 3);
+
+    // The fixed network's answer over green and volume, red and blue as the
+    // article's leaf, with generated objects on top.
+    let objects = leafflower::generate(300, &mut addmul::core::rng(1));
+    let (r, b) = (ARTICLE_LEAF[0], ARTICLE_LEAF[2]);
+    let classify = |green: f64, log_volume: f64| {
+        net.evaluate([r, green, b, 10f64.powf(log_volume)]).map_or(0, |e| e.class.index())
+    };
+    RegionMap::new(
+        format!("The article's network with our weights (red {r}, blue {b})"),
+        ("green (0-255)", (0.0, 255.0)),
+        ("log10 volume (ml)", (0.0, 2.3)),
+        classify,
+    )
+    .classes(&["leaf", "flower"])
+    .points(objects.iter().map(|e| (e.features[1], e.features[3].log10(), e.class.index())).collect())
+    .save(g.figure("ch01_article_regions.svg"))?;
+    let fixed_right = objects.iter().filter(|o| net.evaluate(o.features).map(|e| e.class == o.class).unwrap_or(false));
+    g.percent("ch01.fixed_accuracy", fixed_right.count() as f64 / objects.len() as f64);
+    g.num("ch01.fixed_objects", objects.len() as f64, 0);
+
+    // Chapter 2: the article's L1 loss and cross-entropy for the leaf.
+    let leaf = net.evaluate(ARTICLE_LEAF)?;
+    let scores = Matrix::from_column_slice(2, 1, &leaf.scores);
+    let l1 = l1_loss(&scores, &Matrix::from_column_slice(2, 1, &[1.0, 0.0]))?;
+    g.num("ch02.l1", l1, 3);
+    let p = softmax(&scores);
+    g.num("ch02.p_leaf", p[0], 4);
+    g.num("ch02.p_flower", p[1], 4);
+    let (ce, _) = cross_entropy(&scores, &[Class::Leaf.index()])?;
+    g.num("ch02.ce_leaf", ce, 4);
+    let (ce_flower, _) = cross_entropy(&Matrix::from_column_slice(2, 1, &net.evaluate(SUNFLOWER)?.scores), &[1])?;
+    g.num("ch02.ce_sunflower", ce_flower, 4);
+
+    // The gradient of the leaf's cross-entropy with respect to the article's
+    // first weight (0.10), by nudging and by backpropagation.
+    let loss = |net: &ArticleNetwork| -> addmul::core::Result<f64> {
+        let (s, _) = net.as_mlp().forward(&Matrix::from_column_slice(4, 1, &ARTICLE_LEAF))?;
+        Ok(cross_entropy(&s, &[0])?.0)
+    };
+    let mut nudged = net.clone();
+    NudgeTrainer { nudge: 1e-4, central: false }.estimate_gradients(&mut nudged, &mut |n| loss(n))?;
+    let one_sided = nudged.as_mlp().layers()[0].weight().grad()[(0, 0)];
+    NudgeTrainer { nudge: 1e-4, central: true }.estimate_gradients(&mut nudged, &mut |n| loss(n))?;
+    let central = nudged.as_mlp().layers()[0].weight().grad()[(0, 0)];
+    let mut mlp = net.as_mlp().clone();
+    let (s, cache) = mlp.forward(&Matrix::from_column_slice(4, 1, &ARTICLE_LEAF))?;
+    let (_, ce_cache) = cross_entropy(&s, &[0])?;
+    mlp.backward(&cache, &ce_cache.backward())?;
+    let backprop = mlp.layers()[0].weight().grad()[(0, 0)];
+    g.num("ch02.grad_one_sided", one_sided, 6);
+    g.num("ch02.grad_central", central, 6);
+    g.num("ch02.grad_backprop", backprop, 6);
+    g.num("ch02.article_params", net.num_params() as f64, 0);
+
+    // Training, overfitting, early stopping: the demo itself, with its output.
+    let options = LeafFlowerOptions { figures: Some(g.dir.join("figures")), progress_every: 10, seed: None };
+    let mut transcript = Vec::new();
+    let runs = leaf_flower(&options, &mut transcript)?;
+    let transcript = String::from_utf8(transcript)?;
+    let dir = g.dir.display().to_string();
+    g.text("leaf_flower_output.txt", &transcript.replace(&dir, "book/src/generated"))?;
+
+    let s = &runs.standard;
+    g.num("ch02.standard.params", s.classifier.network().num_params() as f64, 0);
+    g.num("ch02.standard.nudge_passes", 2.0 * s.classifier.network().num_params() as f64, 0);
+    g.num("ch02.standard.n_train", s.train.len() as f64, 0);
+    g.num("ch02.standard.n_val", s.val.len() as f64, 0);
+    g.num("ch02.standard.epochs_run", s.history.epochs.len() as f64, 0);
+    let best = s.history.best().expect("validated");
+    g.num("ch02.standard.best_epoch", best.epoch as f64, 0);
+    g.percent("ch02.standard.val_accuracy", s.val_accuracy);
+    g.percent("ch02.standard.train_accuracy", s.train_accuracy);
+
+    let o = &runs.overfit;
+    let best = o.history.best().expect("validated");
+    let last = o.history.epochs.last().expect("trained");
+    g.num("ch02.overfit.params", o.classifier.network().num_params() as f64, 0);
+    g.num("ch02.overfit.epochs", o.history.epochs.len() as f64, 0);
+    g.num("ch02.overfit.best_epoch", best.epoch as f64, 0);
+    g.num("ch02.overfit.best_val_loss", best.val_loss.unwrap_or(f64::NAN), 3);
+    g.num("ch02.overfit.best_train_loss", best.train_loss, 3);
+    g.num("ch02.overfit.last_val_loss", last.val_loss.unwrap_or(f64::NAN), 3);
+    g.values.set("ch02.overfit.last_train_loss", format!("{:.1e}", last.train_loss));
+    g.percent("ch02.overfit.train_accuracy", o.train_accuracy);
+    g.percent("ch02.overfit.val_accuracy", o.val_accuracy);
+    let e = &runs.early_stopped;
+    g.num("ch02.early.patience", runs.patience as f64, 0);
+    g.num("ch02.early.epochs_run", e.history.epochs.len() as f64, 0);
+    g.percent("ch02.early.val_accuracy", e.val_accuracy);
+    g.percent("ch02.early.train_accuracy", e.train_accuracy);
+    Ok(())
+}

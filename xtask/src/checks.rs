@@ -1,0 +1,160 @@
+//! Checks that keep the book honest: every `{{#include}}` names a file and
+//! anchor that exist (mdBook would silently include nothing), every image
+//! exists, every `{{#value}}` is computed.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+
+use crate::values::{Values, find_keys};
+
+/// One `{{#include path:anchor}}` or `{{#rustdoc_include ...}}`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Include {
+    /// The chapter that contains it.
+    pub chapter: PathBuf,
+    /// The included file, resolved against the chapter's folder.
+    pub file: PathBuf,
+    /// The anchor, if the include names one (not a line range).
+    pub anchor: Option<String>,
+}
+
+/// Every include in `markdown` (from file `chapter`).
+pub fn includes(chapter: &Path, markdown: &str) -> Vec<Include> {
+    let dir = chapter.parent().unwrap_or(Path::new(""));
+    let mut out = Vec::new();
+    for directive in ["{{#include ", "{{#rustdoc_include "] {
+        let mut from = 0;
+        while let Some(start) = markdown[from..].find(directive).map(|i| i + from) {
+            let Some(end) = markdown[start..].find("}}").map(|i| i + start) else { break };
+            // `\{{#include` is mdBook's escape: not an include.
+            let escaped = start > 0 && markdown.as_bytes()[start - 1] == b'\\';
+            let spec = markdown[start + directive.len()..end].trim();
+            from = end + 2;
+            if escaped {
+                continue;
+            }
+            let (path, rest) = spec.split_once(':').unwrap_or((spec, ""));
+            let first = rest.split(':').next().unwrap_or("");
+            let anchor = (!first.is_empty() && first.parse::<usize>().is_err()).then(|| first.to_string());
+            out.push(Include { chapter: chapter.to_path_buf(), file: dir.join(path), anchor });
+        }
+    }
+    out
+}
+
+/// Markdown image targets `![alt](target)` in `markdown`.
+fn images(markdown: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut from = 0;
+    while let Some(start) = markdown[from..].find("![").map(|i| i + from) {
+        from = start + 2;
+        let Some(close) = markdown[from..].find("](").map(|i| i + from) else { break };
+        let Some(end) = markdown[close..].find(')').map(|i| i + close) else { break };
+        out.push(&markdown[close + 2..end]);
+        from = end;
+    }
+    out
+}
+
+fn chapters(src: &Path) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(src).with_context(|| format!("reading {}", src.display()))? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "md") {
+            out.push(path);
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Checks the book's sources under `src`. With `values`, also checks that
+/// every `{{#value}}` key is computed and every generated file exists; without,
+/// includes of `generated/` files are skipped (they exist only after
+/// generation).
+pub fn check_book(src: &Path, values: Option<&Values>) -> Result<()> {
+    let mut problems = Vec::new();
+    for chapter in chapters(src)? {
+        let text = std::fs::read_to_string(&chapter)?;
+        let name = chapter.strip_prefix(src).unwrap_or(&chapter).display().to_string();
+        for inc in includes(&chapter, &text) {
+            let generated = inc.file.components().any(|c| c.as_os_str() == "generated");
+            if generated && values.is_none() {
+                continue;
+            }
+            let Ok(body) = std::fs::read_to_string(&inc.file) else {
+                problems.push(format!("{name}: included file {} does not exist", inc.file.display()));
+                continue;
+            };
+            if let Some(anchor) = &inc.anchor {
+                let has = |marker: &str| {
+                    body.lines().any(|l| {
+                        l.split_once(marker)
+                            .is_some_and(|(_, rest)| rest.trim().trim_end_matches("-->").trim() == anchor)
+                    })
+                };
+                if !has("ANCHOR:") || !has("ANCHOR_END:") {
+                    problems.push(format!("{name}: anchor `{anchor}` not found in {}", inc.file.display()));
+                }
+            }
+        }
+        for image in images(&text) {
+            if image.starts_with("http") {
+                problems.push(format!("{name}: image {image} is remote; the book must build and read offline"));
+                continue;
+            }
+            let generated = image.contains("generated/");
+            if (values.is_some() || !generated) && !chapter.parent().unwrap_or(src).join(image).exists() {
+                problems.push(format!("{name}: image {image} does not exist"));
+            }
+        }
+        if let Some(values) = values {
+            for key in find_keys(&text) {
+                if values.get(key).is_none() {
+                    problems.push(format!("{name}: {{{{#value {key}}}}} is not computed by cargo xtask book"));
+                }
+            }
+        }
+    }
+    if !problems.is_empty() {
+        bail!("the book has {} problem(s):\n  {}", problems.len(), problems.join("\n  "));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_anchored_and_ranged_includes() {
+        let md =
+            "a {{#include ../../crates/nn/src/linear.rs:linear_layer}} b {{#include x.rs:3:9}} \\{{#include no.rs}}";
+        let inc = includes(Path::new("book/src/ch01.md"), md);
+        assert_eq!(inc.len(), 2);
+        assert_eq!(inc[0].file, Path::new("book/src/../../crates/nn/src/linear.rs"));
+        assert_eq!(inc[0].anchor.as_deref(), Some("linear_layer"));
+        assert_eq!(inc[1].anchor, None);
+    }
+
+    #[test]
+    fn a_missing_anchor_fails_the_check() {
+        let dir = std::env::temp_dir().join(format!("xtask-check-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("code.rs"), "// ANCHOR: here\nfn f() {}\n// ANCHOR_END: here\n").unwrap();
+        std::fs::write(dir.join("ok.md"), "{{#include code.rs:here}}").unwrap();
+        check_book(&dir, None).unwrap();
+        std::fs::write(dir.join("bad.md"), "{{#include code.rs:hrea}}").unwrap();
+        let err = check_book(&dir, None).unwrap_err().to_string();
+        assert!(err.contains("anchor `hrea` not found"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// The real book: every include of the crates' code resolves (generated
+    /// files are checked by `cargo xtask book` itself).
+    #[test]
+    fn the_books_includes_resolve() {
+        check_book(&crate::project_root().join("book/src"), None).unwrap();
+    }
+}
