@@ -79,6 +79,15 @@ pub fn softmax_backward_slice<T: Float>(y: &[T], dy: &[T], dx: &mut [T]) {
     }
 }
 
+/// The backward of softmax for one column, in place: `g` holds `dy` on entry
+/// and `dx = y ⊙ (dy - Σ y ⊙ dy)` on exit.
+pub fn softmax_backward_in_place<T: Float>(y: &[T], g: &mut [T]) {
+    let dot = y.iter().zip(g.iter()).fold(T::zero(), |acc, (&a, &b)| acc + a * b);
+    for (d, &a) in g.iter_mut().zip(y) {
+        *d = a * (*d - dot);
+    }
+}
+
 /// The backward of [`softmax`], from its output `y` and the output's gradient.
 ///
 /// # Errors
