@@ -8,15 +8,29 @@
 //! | [`softmax`] | `addmul-softmax` | softmax, cross-entropy, L1 loss |
 //! | [`train`] | `addmul-train` | optimizers, schedules, the epoch loop |
 //! | [`leafflower`] | `addmul-leafflower` | the article's leaf/flower network |
+//! | [`embedding`] | `addmul-embedding` | token embeddings, nearest neighbours |
+//! | [`posenc`] | `addmul-posenc` | learned, sinusoidal and rotary positions |
+//! | [`attention`] | `addmul-attention` | single-head attention, masks, cross-attention |
+//! | [`layernorm`] | `addmul-layernorm` | layer normalization, RMSNorm |
+//! | [`dropout`] | `addmul-dropout` | inverted and classic dropout |
+//! | [`residual`] | `addmul-residual` | residual connections |
+//! | [`multihead`] | `addmul-multihead` | multi-head attention, key/value cache |
 //! | [`plot`] | `addmul-plot` | SVG figures |
 //!
 //! The `addmul` command runs the book's examples; see `addmul --help`.
 #![deny(missing_docs)]
 
+pub use addmul_attention as attention;
 pub use addmul_core as core;
+pub use addmul_dropout as dropout;
+pub use addmul_embedding as embedding;
+pub use addmul_layernorm as layernorm;
 pub use addmul_leafflower as leafflower;
+pub use addmul_multihead as multihead;
 pub use addmul_nn as nn;
 pub use addmul_plot as plot;
+pub use addmul_posenc as posenc;
+pub use addmul_residual as residual;
 pub use addmul_softmax as softmax;
 pub use addmul_train as train;
 

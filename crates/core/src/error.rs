@@ -47,6 +47,15 @@ pub enum Error {
         /// What was empty, e.g. `"training set"`.
         what: &'static str,
     },
+    /// The operation does not apply to this object, e.g. cached decoding on
+    /// an attention layer that is not causal.
+    #[error("{op}: {reason}")]
+    Unsupported {
+        /// The operation that was attempted.
+        op: &'static str,
+        /// Why it does not apply.
+        reason: &'static str,
+    },
     /// An index is outside its range.
     #[error("{what}: index {index} is out of range 0..{len}")]
     OutOfRange {
