@@ -2,5 +2,7 @@
 //! `addmul` command.
 
 mod leaf_flower;
+mod residual_depth;
 
 pub use leaf_flower::{LeafFlowerOptions, LeafFlowerRuns, decision_regions, leaf_flower, loss_curves};
+pub use residual_depth::{DepthConfig, DepthRun, residual_depth};

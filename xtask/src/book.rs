@@ -25,7 +25,11 @@ pub fn run(root: &Path, generate: bool) -> Result<()> {
         let mut g = Gen::new(generated.clone());
         chapters::generate_all(&mut g)?;
         std::fs::write(&values_file, g.values.to_json())?;
-        eprintln!("generated {} values and the figures in {:.1}s", g.values.len(), start.elapsed().as_secs_f64());
+        eprintln!(
+            "generated {} values and the figures in {:.1}s",
+            g.values.keys().count(),
+            start.elapsed().as_secs_f64()
+        );
         g.values
     } else {
         let text = std::fs::read_to_string(&values_file)

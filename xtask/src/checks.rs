@@ -75,6 +75,7 @@ fn chapters(src: &Path) -> Result<Vec<PathBuf>> {
 /// generation).
 pub fn check_book(src: &Path, values: Option<&Values>) -> Result<()> {
     let mut problems = Vec::new();
+    let mut used = std::collections::BTreeSet::new();
     for chapter in chapters(src)? {
         let text = std::fs::read_to_string(&chapter)?;
         let name = chapter.strip_prefix(src).unwrap_or(&chapter).display().to_string();
@@ -111,9 +112,17 @@ pub fn check_book(src: &Path, values: Option<&Values>) -> Result<()> {
         }
         if let Some(values) = values {
             for key in find_keys(&text) {
+                used.insert(key.to_string());
                 if values.get(key).is_none() {
                     problems.push(format!("{name}: {{{{#value {key}}}}} is not computed by cargo xtask book"));
                 }
+            }
+        }
+    }
+    if let Some(values) = values {
+        for key in values.keys() {
+            if !used.contains(key) {
+                problems.push(format!("value `{key}` is computed but no chapter cites it"));
             }
         }
     }

@@ -28,6 +28,11 @@ impl Values {
         self.0.get(key).map(String::as_str)
     }
 
+    /// Every key, in order.
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.0.keys().map(String::as_str)
+    }
+
     /// As JSON, for readers who want to see every number in one place.
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(&self.0).expect("a string map serialises")

@@ -20,11 +20,15 @@
 //! ```
 #![deny(missing_docs)]
 
+pub use plotters::chart::SeriesLabelPosition;
+
 use std::path::Path;
 
 use plotters::coord::Shift;
+use plotters::coord::ranged1d::SegmentValue;
 use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 /// A figure could not be drawn or written.
 #[derive(Debug, thiserror::Error)]
@@ -130,6 +134,7 @@ pub struct LineChart {
     series: Vec<Series>,
     marker: Option<(f64, String)>,
     log_x: bool,
+    legend: SeriesLabelPosition,
     size: (u32, u32),
 }
 
@@ -143,6 +148,7 @@ impl LineChart {
             series: Vec::new(),
             marker: None,
             log_x: false,
+            legend: SeriesLabelPosition::UpperRight,
             size: (720, 420),
         }
     }
@@ -156,6 +162,12 @@ impl LineChart {
     /// Draws a dashed vertical line at `x` labelled `label`.
     pub fn marker(mut self, x: f64, label: impl Into<String>) -> Self {
         self.marker = Some((x, label.into()));
+        self
+    }
+
+    /// Puts the legend somewhere other than the upper right corner.
+    pub fn legend_at(mut self, position: SeriesLabelPosition) -> Self {
+        self.legend = position;
         self
     }
 
@@ -226,7 +238,7 @@ impl LineChart {
             .configure_series_labels()
             .border_style(BLACK.mix(0.3))
             .background_style(WHITE.mix(0.9))
-            .position(SeriesLabelPosition::UpperRight)
+            .position(self.legend.clone())
             .draw()
             .map_err(e)?;
         Ok(())
@@ -339,7 +351,7 @@ impl Heatmap {
         });
         let span = if hi > lo { hi - lo } else { 1.0 };
         let cell = (560 / cols.max(rows)).clamp(4, 60) as u32;
-        let size = (cell * cols as u32 + 140, cell * rows as u32 + 120);
+        let size = ((cell * cols as u32 + 140).max(640), cell * rows as u32 + 120);
         render(size, &self.title, |root| {
             let e = |e| draw_err(&self.title, e);
             let mut chart = ChartBuilder::on(&root)
@@ -347,20 +359,29 @@ impl Heatmap {
                 .margin(10)
                 .x_label_area_size(40)
                 .y_label_area_size(80)
-                .build_cartesian_2d(0..cols, 0..rows)
+                .build_cartesian_2d((0..cols - 1).into_segmented(), (0..rows - 1).into_segmented())
                 .map_err(e)?;
-            let col_labels = self.col_labels.clone();
-            let row_labels = self.row_labels.clone();
+            // Labels sit at cell centres; rows are drawn top to bottom.
+            let label = |labels: &[String], i: usize| labels.get(i).cloned().unwrap_or_else(|| i.to_string());
+            let centre = |v: &SegmentValue<usize>| match v {
+                SegmentValue::CenterOf(i) => Some(*i),
+                _ => None,
+            };
             chart
                 .configure_mesh()
                 .disable_mesh()
                 .x_desc(&self.x_label)
                 .y_desc(&self.y_label)
-                .x_labels(cols.min(32))
-                .y_labels(rows.min(32))
-                .x_label_formatter(&|c| col_labels.get(*c).cloned().unwrap_or_else(|| c.to_string()))
-                .y_label_formatter(&|r| {
-                    rows.checked_sub(r + 1).and_then(|i| row_labels.get(i).cloned()).unwrap_or_default()
+                .x_labels(cols.min(24))
+                .y_labels(rows.min(24))
+                .x_label_formatter(&|v| {
+                    centre(v).filter(|&c| c < cols).map(|c| label(&self.col_labels, c)).unwrap_or_default()
+                })
+                .y_label_formatter(&|v| {
+                    centre(v)
+                        .and_then(|r| (rows - 1).checked_sub(r))
+                        .map(|r| label(&self.row_labels, r))
+                        .unwrap_or_default()
                 })
                 .draw()
                 .map_err(e)?;
@@ -370,22 +391,26 @@ impl Heatmap {
                 .enumerate()
                 .flat_map(|(r, row)| row.iter().enumerate().map(move |(c, &v)| (r, c, v)));
             chart
-                .draw_series(cells.map(|(r, c, v)| {
+                .draw_series(cells.clone().map(|(r, c, v)| {
                     let y = rows - 1 - r;
-                    Rectangle::new([(c, y), (c + 1, y + 1)], self.colour((v - lo) / span).filled())
+                    let corners = [
+                        (SegmentValue::Exact(c), SegmentValue::Exact(y)),
+                        (SegmentValue::Exact(c + 1), SegmentValue::Exact(y + 1)),
+                    ];
+                    Rectangle::new(corners, self.colour((v - lo) / span).filled())
                 }))
                 .map_err(e)?;
             if self.annotate {
-                let texts = self
-                    .values
-                    .iter()
-                    .enumerate()
-                    .flat_map(|(r, row)| row.iter().enumerate().map(move |(c, &v)| (r, c, v)));
+                let centred = Pos::new(HPos::Center, VPos::Center);
                 chart
-                    .draw_series(texts.map(|(r, c, v)| {
-                        let dark = (v - lo) / span > 0.55;
-                        let colour = if dark { WHITE } else { BLACK };
-                        Text::new(format!("{v:.2}"), (c, rows - r), ("sans-serif", 11).into_font().color(&colour))
+                    .draw_series(cells.map(|(r, c, v)| {
+                        let colour = if (v - lo) / span > 0.55 { WHITE } else { BLACK };
+                        let style = ("sans-serif", 12).into_font().color(&colour).pos(centred);
+                        Text::new(
+                            format!("{v:.2}"),
+                            (SegmentValue::CenterOf(c), SegmentValue::CenterOf(rows - 1 - r)),
+                            style,
+                        )
                     }))
                     .map_err(e)?;
             }

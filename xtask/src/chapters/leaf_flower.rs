@@ -55,8 +55,6 @@ pub fn generate(g: &mut Gen) -> Result<()> {
     g.num("ch02.p_flower", p[1], 4);
     let (ce, _) = cross_entropy(&scores, &[Class::Leaf.index()])?;
     g.num("ch02.ce_leaf", ce, 4);
-    let (ce_flower, _) = cross_entropy(&Matrix::from_column_slice(2, 1, &net.evaluate(SUNFLOWER)?.scores), &[1])?;
-    g.num("ch02.ce_sunflower", ce_flower, 4);
 
     // The gradient of the leaf's cross-entropy with respect to the article's
     // first weight (0.10), by nudging and by backpropagation.
@@ -105,7 +103,6 @@ pub fn generate(g: &mut Gen) -> Result<()> {
     g.num("ch02.overfit.epochs", o.history.epochs.len() as f64, 0);
     g.num("ch02.overfit.best_epoch", best.epoch as f64, 0);
     g.num("ch02.overfit.best_val_loss", best.val_loss.unwrap_or(f64::NAN), 3);
-    g.num("ch02.overfit.best_train_loss", best.train_loss, 3);
     g.num("ch02.overfit.last_val_loss", last.val_loss.unwrap_or(f64::NAN), 3);
     g.values.set("ch02.overfit.last_train_loss", format!("{:.1e}", last.train_loss));
     g.percent("ch02.overfit.train_accuracy", o.train_accuracy);
@@ -114,6 +111,5 @@ pub fn generate(g: &mut Gen) -> Result<()> {
     g.num("ch02.early.patience", runs.patience as f64, 0);
     g.num("ch02.early.epochs_run", e.history.epochs.len() as f64, 0);
     g.percent("ch02.early.val_accuracy", e.val_accuracy);
-    g.percent("ch02.early.train_accuracy", e.train_accuracy);
     Ok(())
 }

@@ -1,6 +1,8 @@
 //! Generators: each runs the crates' own code and records the numbers,
 //! transcripts and figures its chapters cite.
 
+mod attention;
+mod blocks;
 mod leaf_flower;
 
 use std::path::PathBuf;
@@ -45,15 +47,10 @@ impl Gen {
     }
 }
 
-impl Values {
-    /// Number of values.
-    pub fn len(&self) -> usize {
-        self.to_json().matches("\": ").count()
-    }
-}
-
 /// Runs every generator.
 pub fn generate_all(g: &mut Gen) -> Result<()> {
     leaf_flower::generate(g).context("chapters 1-2 (leaf/flower)")?;
+    attention::generate(g).context("chapters 7, 8, 13 (attention, softmax, positions)")?;
+    blocks::generate(g).context("chapters 9-12 (residual, layer norm, dropout, multi-head)")?;
     Ok(())
 }

@@ -1,0 +1,120 @@
+//! Chapters 9-12: residual connections, layer normalization, dropout and
+//! multi-head attention.
+
+use addmul::core::{Init, Layer, Matrix, ParametersExt, rng};
+use addmul::demos::{DepthConfig, residual_depth};
+use addmul::dropout::Dropout;
+use addmul::layernorm::LayerNorm;
+use addmul::multihead::{KvCache, MultiHeadConfig};
+use addmul::plot::{LineChart, Series, SeriesLabelPosition};
+use anyhow::Result;
+
+use super::Gen;
+
+fn fmt_list(values: impl IntoIterator<Item = f64>, decimals: usize) -> String {
+    let items: Vec<String> = values.into_iter().map(|v| format!("{v:.decimals$}")).collect();
+    format!("[{}]", items.join(", "))
+}
+
+pub fn generate(g: &mut Gen) -> Result<()> {
+    residual(g)?;
+    layer_norm(g)?;
+    dropout(g)?;
+    multihead(g)
+}
+
+fn residual(g: &mut Gen) -> Result<()> {
+    let config = DepthConfig::default();
+    let [plain, res] = residual_depth(&config)?;
+    g.num("ch09.depth", config.depth as f64, 0);
+    g.num("ch09.width", config.width as f64, 0);
+    g.num("ch09.epochs", config.epochs as f64, 0);
+    g.num("ch09.lr", config.lr, 2);
+    for (name, run) in [("plain", &plain), ("residual", &res)] {
+        g.values.set(&format!("ch09.{name}.first_grad"), format!("{:.1e}", run.grad_norm_by_layer[0]));
+        g.num(&format!("ch09.{name}.final_loss"), *run.train_loss.last().expect("trained"), 3);
+    }
+    g.num("ch09.residual.first_epoch_loss", res.train_loss[0], 3);
+    let by_layer = |r: &addmul::demos::DepthRun| {
+        r.grad_norm_by_layer.iter().enumerate().map(|(i, n)| ((i + 1) as f64, n.max(1e-300).log10())).collect()
+    };
+    LineChart::new("Gradient reaching each layer at the start of training", "layer (1 = first)", "log10 gradient norm")
+        .series(Series::new("without residual connections", by_layer(&plain)))
+        .series(Series::new("with residual connections", by_layer(&res)))
+        .legend_at(SeriesLabelPosition::MiddleRight)
+        .save(g.figure("ch09_gradient_by_layer.svg"))?;
+    let curve =
+        |r: &addmul::demos::DepthRun| r.train_loss.iter().enumerate().map(|(i, l)| ((i + 1) as f64, *l)).collect();
+    LineChart::new(format!("Training a {}-layer stack", config.depth), "epoch", "training loss (cross-entropy)")
+        .series(Series::new("without residual connections", curve(&plain)))
+        .series(Series::new("with residual connections", curve(&res)))
+        .save(g.figure("ch09_training.svg"))?;
+    Ok(())
+}
+
+fn layer_norm(g: &mut Gen) -> Result<()> {
+    let x = Matrix::from_column_slice(4, 1, &[1.0f64, 2.0, 3.0, 4.0]);
+    let (y, _) = LayerNorm::new(4).forward(&x)?;
+    g.values.set("ch10.example.output", fmt_list(y.iter().copied(), 4));
+    g.values.set("ch10.example.output_7", fmt_list(y.iter().copied(), 7));
+    let (y0, _) = LayerNorm::new(4).with_eps(0.0)?.forward(&x)?;
+    g.values.set("ch10.example.output_no_eps", fmt_list(y0.iter().copied(), 7));
+    let constant = Matrix::from_element(4, 1, 5.0f64);
+    let (c, _) = LayerNorm::new(4).forward(&constant)?;
+    g.values.set("ch10.constant.output", fmt_list(c.iter().copied(), 1));
+    let (c0, _) = LayerNorm::new(4).with_eps(0.0)?.forward(&constant)?;
+    g.values.set("ch10.constant.output_no_eps", fmt_list(c0.iter().copied(), 1));
+    let scaled = x.map(|v| 1000.0 * v + 7.0);
+    let (ys, _) = LayerNorm::new(4).forward(&scaled)?;
+    g.values.set("ch10.scaled.output", fmt_list(ys.iter().copied(), 4));
+    Ok(())
+}
+
+fn dropout(g: &mut Gen) -> Result<()> {
+    let x = Matrix::from_element(1, 10, 1.0f64);
+    let d = Dropout::new(0.5)?;
+    let (y, _) = d.train(&x, &mut rng(7));
+    g.values.set("ch11.example.train", fmt_list(y.iter().copied(), 0));
+    let c = Dropout::classic(0.5)?;
+    let (yc, _) = c.train(&x, &mut rng(7));
+    g.values.set("ch11.example.classic_train", fmt_list(yc.iter().copied(), 0));
+    g.values.set("ch11.example.classic_eval", fmt_list(c.eval(&x).iter().copied(), 1));
+    let n = 100_000;
+    let ones = Matrix::from_element(1, n, 1.0f64);
+    let mean = |dropout: &Dropout| dropout.train(&ones, &mut rng(11)).0.sum() / n as f64;
+    g.num("ch11.samples", n as f64, 0);
+    g.num("ch11.mean.inverted", mean(&Dropout::new(0.3)?), 4);
+    g.num("ch11.mean.classic", mean(&Dropout::classic(0.3)?), 4);
+    Ok(())
+}
+
+fn multihead(g: &mut Gen) -> Result<()> {
+    let (d, heads, t) = (128, 4, 64);
+    let mha =
+        MultiHeadConfig::self_attention(d, heads).causal().init::<f32>(Init::Normal { std: 0.02 }, &mut rng(1))?;
+    g.num("ch12.d", d as f64, 0);
+    g.num("ch12.heads", heads as f64, 0);
+    g.num("ch12.head_dim", mha.head_dim() as f64, 0);
+    g.num("ch12.params", mha.num_params() as f64, 0);
+    g.num("ch12.params_c_attn", (3 * d * d + 3 * d) as f64, 0);
+    g.num("ch12.params_c_proj", (d * d + d) as f64, 0);
+    // Decoding t tokens: without a cache, step s recomputes s queries
+    // against s keys; with one, step s computes 1 query against s keys.
+    let without: usize = (1..=t).map(|s| s * s).sum();
+    let with: usize = (1..=t).sum();
+    g.num("ch12.decode.t", t as f64, 0);
+    g.num("ch12.decode.scores_without", without as f64, 0);
+    g.num("ch12.decode.scores_with", with as f64, 0);
+    // And the two give the same numbers.
+    let x: Matrix<f32> = Init::Normal { std: 1.0 }.matrix(d, t, &mut rng(2));
+    let (full, _) = mha.forward_self(&x, t, None)?;
+    let mut cache = KvCache::new(d, t);
+    let mut worst = 0.0f64;
+    for s in 0..t {
+        let y = mha.forward_cached(&x.columns(s, 1).into_owned(), &mut cache)?;
+        let err = (y - full.column(s)).abs().max() / full.column(s).abs().max();
+        worst = worst.max(f64::from(err));
+    }
+    g.values.set("ch12.decode.worst_rel_error", format!("{worst:.1e}"));
+    Ok(())
+}
