@@ -113,6 +113,16 @@ where
         return Err(Error::shape("gemm", format!("[{m}, {n}] for the output"), Shape::of(c)));
     }
     let (rsc, csc) = c.strides();
+    if n == 1 && m > 0 && k > 0 {
+        // SAFETY: as below; the pointers and strides describe live matrices
+        // whose shapes were checked above.
+        let done = unsafe {
+            gemv(m, k, alpha, (a.as_ptr(), rsa, csa), (b.as_ptr(), rsb), beta, (c.as_mut_ptr(), rsc as isize))
+        };
+        if done {
+            return Ok(());
+        }
+    }
     // SAFETY: shapes and strides come from live nalgebra matrices and were
     // checked above; `c` is borrowed mutably, so it cannot alias `a` or `b`.
     unsafe {
@@ -128,6 +138,72 @@ where
         );
     }
     Ok(())
+}
+
+/// Matrix-vector products (`n = 1`), which `matrixmultiply` handles slowly
+/// (it packs the whole matrix for one column). Returns `false` for layouts it
+/// does not cover, leaving the work to `matrixmultiply`.
+///
+/// Two layouts, both reading `A` contiguously:
+/// - unit row stride (columns contiguous): `y += A[:, j] · x[j]` per column;
+/// - unit column stride (rows contiguous): `y[i] = A[i, :] · x`, with eight
+///   independent partial sums so that the compiler can vectorise.
+///
+/// # Safety
+/// `a` is `m x k` with the given strides, `b` has `k` entries with stride
+/// `rsb`, `c` has `m` entries with stride `rsc`, all valid, `c` not aliasing.
+unsafe fn gemv<T: Float>(
+    m: usize,
+    k: usize,
+    alpha: T,
+    (a, rsa, csa): (*const T, isize, isize),
+    (b, rsb): (*const T, isize),
+    beta: T,
+    (c, rsc): (*mut T, isize),
+) -> bool {
+    // SAFETY (whole body): every offset stays inside the extents described by
+    // the caller's shapes and strides.
+    unsafe {
+        let x: Vec<T> = (0..k).map(|j| *b.offset(j as isize * rsb)).collect();
+        let mut y = vec![T::zero(); m];
+        if rsa == 1 {
+            for (j, &xj) in x.iter().enumerate() {
+                let col = std::slice::from_raw_parts(a.offset(j as isize * csa), m);
+                for (yi, &aij) in y.iter_mut().zip(col) {
+                    *yi += aij * xj;
+                }
+            }
+        } else if csa == 1 {
+            for (i, yi) in y.iter_mut().enumerate() {
+                let row = std::slice::from_raw_parts(a.offset(i as isize * rsa), k);
+                *yi = dot_slices(row, &x);
+            }
+        } else {
+            return false;
+        }
+        for (i, yi) in y.into_iter().enumerate() {
+            let ci = c.offset(i as isize * rsc);
+            *ci = if beta == T::zero() { alpha * yi } else { alpha * yi + beta * *ci };
+        }
+        true
+    }
+}
+
+/// `Σ a_i b_i` with eight independent partial sums (vectorisable).
+fn dot_slices<T: Float>(a: &[T], b: &[T]) -> T {
+    let mut acc = [T::zero(); 8];
+    let (ac, bc) = (a.chunks_exact(8), b.chunks_exact(8));
+    let (ar, br) = (ac.remainder(), bc.remainder());
+    for (x, y) in ac.zip(bc) {
+        for l in 0..8 {
+            acc[l] += x[l] * y[l];
+        }
+    }
+    let mut sum = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    for (&x, &y) in ar.iter().zip(br) {
+        sum += x * y;
+    }
+    sum
 }
 
 /// `op(A) * op(B)` as a new matrix. See [`gemm`].
@@ -252,6 +328,25 @@ mod tests {
             let got = matmul(x, ox, y, oy).unwrap();
             assert!((got - &want).abs().max() < 1e-12);
         }
+    }
+
+    #[test]
+    fn matrix_vector_products_match_the_naive_product() {
+        let a = Matrix::from_fn(13, 11, |i, j| ((i * 7 + j * 3) % 10) as f64 - 4.5);
+        let at = a.transpose();
+        let x = Matrix::from_fn(11, 1, |i, _| i as f64 * 0.25 - 1.0);
+        let want = naive(&a, &x);
+        assert_eq!(matmul(&a, Op::N, &x, Op::N).unwrap(), want);
+        assert!((matmul(&at, Op::T, &x, Op::N).unwrap() - &want).abs().max() < 1e-12);
+        // A strided vector (a row of a matrix) and accumulation with beta.
+        let xs = x.transpose();
+        let mut c = Matrix::from_element(13, 1, 1.0);
+        gemm(2.0, &a, Op::N, &xs, Op::T, 0.5, &mut c).unwrap();
+        assert!((c - (want * 2.0).add_scalar(0.5)).abs().max() < 1e-12);
+        // A view whose rows and columns are both strided falls back.
+        let big = Matrix::from_fn(26, 22, |i, j| (i + j) as f64);
+        let v = big.view_with_steps((0, 0), (13, 11), (1, 1));
+        assert_eq!(matmul(&v, Op::N, &x, Op::N).unwrap(), naive(&v.into_owned(), &x));
     }
 
     #[test]

@@ -1,0 +1,176 @@
+//! The model's shape, and Hugging Face's `config.json`.
+
+use addmul_nn::Activation;
+use serde::{Deserialize, Serialize};
+
+use crate::{GptError, Result};
+
+/// The architecture of a [`Gpt`](crate::Gpt).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct GptConfig {
+    /// Number of token ids.
+    pub vocab_size: usize,
+    /// The longest sequence the model can read (GPT-2's `n_positions`).
+    pub block_size: usize,
+    /// Number of transformer blocks.
+    pub n_layer: usize,
+    /// Attention heads per block.
+    pub n_head: usize,
+    /// Width of the residual stream.
+    pub n_embd: usize,
+    /// Dropout probability on the embeddings and on both residual branches.
+    pub dropout: f64,
+    /// Biases in the linear layers and layer norms (GPT-2 has them).
+    pub bias: bool,
+    /// Layer norm `ε` (GPT-2: 1e-5).
+    pub layer_norm_eps: f64,
+    /// `true` for GPT-2's tanh approximation of GELU (`gelu_new`), `false`
+    /// for the exact erf form.
+    pub gelu_tanh: bool,
+}
+
+impl GptConfig {
+    /// A GPT-2-style configuration with biases, tanh GELU, `ε = 1e-5`, no
+    /// dropout.
+    pub fn new(vocab_size: usize, block_size: usize, n_layer: usize, n_head: usize, n_embd: usize) -> Self {
+        GptConfig {
+            vocab_size,
+            block_size,
+            n_layer,
+            n_head,
+            n_embd,
+            dropout: 0.0,
+            bias: true,
+            layer_norm_eps: 1e-5,
+            gelu_tanh: true,
+        }
+    }
+
+    /// The MLP's activation.
+    pub fn activation(&self) -> Activation {
+        if self.gelu_tanh { Activation::GeluTanh } else { Activation::GeluErf }
+    }
+
+    /// Checks every field.
+    ///
+    /// # Errors
+    /// [`GptError::Config`] naming the field: a size of 0, `n_embd` not
+    /// divisible by `n_head`, dropout outside `[0, 1)`, a negative `ε`.
+    pub fn validate(&self) -> Result<()> {
+        for (field, v) in [
+            ("vocab_size", self.vocab_size),
+            ("block_size", self.block_size),
+            ("n_layer", self.n_layer),
+            ("n_head", self.n_head),
+            ("n_embd", self.n_embd),
+        ] {
+            if v == 0 {
+                return Err(GptError::config(field, v, "must be at least 1"));
+            }
+        }
+        if !self.n_embd.is_multiple_of(self.n_head) {
+            return Err(GptError::config(
+                "n_embd",
+                self.n_embd,
+                format!("must be divisible by n_head = {} (each head gets n_embd / n_head features)", self.n_head),
+            ));
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            return Err(GptError::config("dropout", self.dropout, "must be in [0, 1)"));
+        }
+        if !(self.layer_norm_eps >= 0.0 && self.layer_norm_eps.is_finite()) {
+            return Err(GptError::config("layer_norm_eps", self.layer_norm_eps, "must be >= 0 and finite"));
+        }
+        Ok(())
+    }
+
+    /// Number of parameters (the tied head counted once).
+    pub fn num_params(&self) -> usize {
+        let (c, v, t, l) = (self.n_embd, self.vocab_size, self.block_size, self.n_layer);
+        let b = usize::from(self.bias);
+        let per_block =
+            2 * (c + b * c) + (3 * c * c + b * 3 * c) + (c * c + b * c) + (4 * c * c + b * 4 * c) + (4 * c * c + b * c);
+        v * c + t * c + l * per_block + (c + b * c)
+    }
+
+    /// The Hugging Face `config.json` of a `GPT2LMHeadModel` with this shape.
+    pub fn to_hf_json(&self) -> String {
+        let value = serde_json::json!({
+            "architectures": ["GPT2LMHeadModel"],
+            "model_type": "gpt2",
+            "vocab_size": self.vocab_size,
+            "n_positions": self.block_size,
+            "n_ctx": self.block_size,
+            "n_embd": self.n_embd,
+            "n_layer": self.n_layer,
+            "n_head": self.n_head,
+            "n_inner": null,
+            "activation_function": if self.gelu_tanh { "gelu_new" } else { "gelu" },
+            "resid_pdrop": self.dropout,
+            "embd_pdrop": self.dropout,
+            "attn_pdrop": 0.0,
+            "layer_norm_epsilon": self.layer_norm_eps,
+            "initializer_range": 0.02,
+            "scale_attn_weights": true,
+            "tie_word_embeddings": true,
+            "use_cache": true,
+            "bos_token_id": null,
+            "eos_token_id": null,
+            "torch_dtype": "float32",
+            "addmul_bias": self.bias,
+        });
+        serde_json::to_string_pretty(&value).expect("a JSON value serialises")
+    }
+
+    /// Reads a Hugging Face GPT-2 `config.json`.
+    ///
+    /// # Errors
+    /// [`GptError::Config`] for missing or unsupported fields (anything but
+    /// `gpt2`, an inner width other than `4 · n_embd`, untied embeddings).
+    pub fn from_hf_json(text: &str) -> Result<Self> {
+        let v: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| GptError::config("config.json", "", e.to_string()))?;
+        let size = |field: &'static str| -> Result<usize> {
+            v.get(field).and_then(serde_json::Value::as_u64).map(|n| n as usize).ok_or_else(|| {
+                GptError::config(
+                    field,
+                    v.get(field).map_or("missing".into(), |x| x.to_string()),
+                    "expected a whole number",
+                )
+            })
+        };
+        if let Some(t) = v.get("model_type").and_then(|t| t.as_str())
+            && t != "gpt2"
+        {
+            return Err(GptError::config("model_type", t, "only gpt2 is supported"));
+        }
+        let n_embd = size("n_embd")?;
+        if let Some(inner) = v.get("n_inner").and_then(serde_json::Value::as_u64)
+            && inner as usize != 4 * n_embd
+        {
+            return Err(GptError::config("n_inner", inner, "only 4 * n_embd is supported"));
+        }
+        if v.get("tie_word_embeddings").and_then(serde_json::Value::as_bool) == Some(false) {
+            return Err(GptError::config("tie_word_embeddings", false, "the output head must be tied to wte"));
+        }
+        let gelu_tanh = match v.get("activation_function").and_then(|a| a.as_str()).unwrap_or("gelu_new") {
+            "gelu_new" | "gelu_pytorch_tanh" => true,
+            "gelu" => false,
+            other => return Err(GptError::config("activation_function", other, "expected gelu_new or gelu")),
+        };
+        let float = |field: &str, default: f64| v.get(field).and_then(serde_json::Value::as_f64).unwrap_or(default);
+        let config = GptConfig {
+            vocab_size: size("vocab_size")?,
+            block_size: size("n_positions")?,
+            n_layer: size("n_layer")?,
+            n_head: size("n_head")?,
+            n_embd,
+            dropout: float("resid_pdrop", 0.0),
+            bias: v.get("addmul_bias").and_then(serde_json::Value::as_bool).unwrap_or(true),
+            layer_norm_eps: float("layer_norm_epsilon", 1e-5),
+            gelu_tanh,
+        };
+        config.validate()?;
+        Ok(config)
+    }
+}

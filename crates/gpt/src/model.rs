@@ -1,0 +1,454 @@
+//! The GPT-2 architecture, forward and backward.
+
+use addmul_core::{Float, Init, Layer, Matrix, Op, Param, Parameters, Rng, gemm, visit_child, visit_child_mut};
+use addmul_dropout::{Dropout, DropoutMask};
+use addmul_embedding::Embedding;
+use addmul_layernorm::{LayerNorm, LayerNormCache};
+use addmul_multihead::{KvCache, MultiHeadAttention, MultiHeadCache, MultiHeadConfig};
+use addmul_nn::{Activation, Linear};
+use addmul_posenc::LearnedPositions;
+use addmul_softmax::cross_entropy;
+
+use crate::{GptConfig, GptError, Result};
+
+/// A token id.
+pub type TokenId = u32;
+
+/// The position-wise feed-forward network of a block: `c_proj(gelu(c_fc(x)))`,
+/// widening to `4 · n_embd` and back.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FeedForward<T: Float> {
+    c_fc: Linear<T>,
+    c_proj: Linear<T>,
+    act: Activation,
+}
+
+/// What [`FeedForward`]'s forward keeps: the input, the pre-activation and
+/// the activation.
+#[derive(Debug, Clone)]
+pub struct FeedForwardCache<T: Float> {
+    x: Matrix<T>,
+    pre: Matrix<T>,
+    act: Matrix<T>,
+}
+
+impl<T: Float> FeedForward<T> {
+    /// `d → 4d → d` with the given activation.
+    pub fn new(d: usize, bias: bool, act: Activation, init: Init, out_init: Init, rng: &mut Rng) -> Self {
+        FeedForward {
+            c_fc: Linear::new(d, 4 * d, bias, init, rng),
+            c_proj: Linear::new(4 * d, d, bias, out_init, rng),
+            act,
+        }
+    }
+}
+
+impl<T: Float> Layer<T> for FeedForward<T> {
+    type Cache = FeedForwardCache<T>;
+
+    fn forward(&self, x: &Matrix<T>) -> addmul_core::Result<(Matrix<T>, FeedForwardCache<T>)> {
+        let pre = self.c_fc.apply(x)?;
+        let act = self.act.map(&pre);
+        let y = self.c_proj.apply(&act)?;
+        Ok((y, FeedForwardCache { x: x.clone(), pre, act }))
+    }
+
+    fn backward(&mut self, cache: &FeedForwardCache<T>, dy: &Matrix<T>) -> addmul_core::Result<Matrix<T>> {
+        let d_act = self.c_proj.backward(&cache.act, dy)?;
+        let d_pre = self.act.backward_from_input(&cache.pre, &d_act)?;
+        self.c_fc.backward(&cache.x, &d_pre)
+    }
+}
+
+impl<T: Float> Parameters<T> for FeedForward<T> {
+    fn visit(&self, f: &mut dyn FnMut(&str, &Param<T>)) {
+        visit_child("c_fc", &self.c_fc, f);
+        visit_child("c_proj", &self.c_proj, f);
+    }
+    fn visit_mut(&mut self, f: &mut dyn FnMut(&str, &mut Param<T>)) {
+        visit_child_mut("c_fc", &mut self.c_fc, f);
+        visit_child_mut("c_proj", &mut self.c_proj, f);
+    }
+}
+
+/// One transformer block, pre-norm as GPT-2:
+/// `x ← x + attn(ln_1(x))`, then `x ← x + mlp(ln_2(x))`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Block<T: Float> {
+    ln_1: LayerNorm<T>,
+    attn: MultiHeadAttention<T>,
+    ln_2: LayerNorm<T>,
+    mlp: FeedForward<T>,
+}
+
+#[derive(Debug, Clone)]
+struct BlockCache<T: Float> {
+    ln_1: LayerNormCache<T>,
+    attn: MultiHeadCache<T>,
+    drop_attn: Option<DropoutMask<T>>,
+    ln_2: LayerNormCache<T>,
+    mlp: FeedForwardCache<T>,
+    drop_mlp: Option<DropoutMask<T>>,
+}
+
+/// Draws and applies a dropout mask when training with dropout.
+fn maybe_drop<T: Float>(
+    dropout: &Option<Dropout>,
+    rng: &mut Option<&mut Rng>,
+    x: Matrix<T>,
+) -> (Matrix<T>, Option<DropoutMask<T>>) {
+    match (dropout, rng) {
+        (Some(d), Some(rng)) if d.p() > 0.0 => {
+            let (y, mask) = d.train(&x, rng);
+            (y, Some(mask))
+        }
+        _ => (x, None),
+    }
+}
+
+fn undrop<T: Float>(mask: &Option<DropoutMask<T>>, dy: &Matrix<T>) -> addmul_core::Result<Matrix<T>> {
+    match mask {
+        Some(m) => m.backward(dy),
+        None => Ok(dy.clone()),
+    }
+}
+
+impl<T: Float> Block<T> {
+    // ANCHOR: block_forward
+    fn forward(
+        &self,
+        x: &mut Matrix<T>,
+        seq_len: usize,
+        dropout: &Option<Dropout>,
+        rng: &mut Option<&mut Rng>,
+    ) -> Result<BlockCache<T>> {
+        let (a_in, ln_1) = self.ln_1.forward(x)?;
+        let (a, attn) = self.attn.forward_self(&a_in, seq_len, None)?;
+        let (a, drop_attn) = maybe_drop(dropout, rng, a);
+        *x += a; // the residual connection around attention
+        let (m_in, ln_2) = self.ln_2.forward(x)?;
+        let (m, mlp) = self.mlp.forward(&m_in)?;
+        let (m, drop_mlp) = maybe_drop(dropout, rng, m);
+        *x += m; // ... and around the feed-forward network
+        Ok(BlockCache { ln_1, attn, drop_attn, ln_2, mlp, drop_mlp })
+    }
+    // ANCHOR_END: block_forward
+
+    fn backward(&mut self, cache: &BlockCache<T>, dy: &Matrix<T>) -> Result<Matrix<T>> {
+        let dm = undrop(&cache.drop_mlp, dy)?;
+        let dm_in = self.mlp.backward(&cache.mlp, &dm)?;
+        let mut dx = dy + self.ln_2.backward(&cache.ln_2, &dm_in)?;
+        let da = undrop(&cache.drop_attn, &dx)?;
+        let da_in = self.attn.backward(&cache.attn, &da)?.dx;
+        dx += self.ln_1.backward(&cache.ln_1, &da_in)?;
+        Ok(dx)
+    }
+
+    fn decode(&self, x: &mut Matrix<T>, cache: &mut KvCache<T>) -> Result<()> {
+        let (a_in, _) = self.ln_1.forward(x)?;
+        *x += self.attn.forward_cached(&a_in, cache)?;
+        let (m_in, _) = self.ln_2.forward(x)?;
+        *x += self.mlp.forward(&m_in)?.0;
+        Ok(())
+    }
+}
+
+impl<T: Float> Parameters<T> for Block<T> {
+    fn visit(&self, f: &mut dyn FnMut(&str, &Param<T>)) {
+        visit_child("ln_1", &self.ln_1, f);
+        visit_child("attn", &self.attn, f);
+        visit_child("ln_2", &self.ln_2, f);
+        visit_child("mlp", &self.mlp, f);
+    }
+    fn visit_mut(&mut self, f: &mut dyn FnMut(&str, &mut Param<T>)) {
+        visit_child_mut("ln_1", &mut self.ln_1, f);
+        visit_child_mut("attn", &mut self.attn, f);
+        visit_child_mut("ln_2", &mut self.ln_2, f);
+        visit_child_mut("mlp", &mut self.mlp, f);
+    }
+}
+
+/// A batch of `B` sequences of `seq_len` tokens, side by side, and the token
+/// that follows each position.
+#[derive(Debug, Clone, Copy)]
+pub struct Batch<'a> {
+    /// `B · seq_len` input ids.
+    pub inputs: &'a [TokenId],
+    /// `B · seq_len` target ids: `targets[i]` is the token after `inputs[i]`.
+    pub targets: &'a [TokenId],
+    /// Tokens per sequence.
+    pub seq_len: usize,
+}
+
+/// A GPT-2-style decoder-only transformer (see the crate documentation).
+///
+/// Parameter names are Hugging Face's: `transformer.wte.weight`,
+/// `transformer.wpe.weight`, `transformer.h.{i}.ln_1.weight`, …,
+/// `transformer.ln_f.bias`. The output head is `transformer.wte.weight`
+/// itself (tied), so it has no name of its own.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Gpt<T: Float> {
+    config: GptConfig,
+    wte: Embedding<T>,
+    wpe: LearnedPositions<T>,
+    h: Vec<Block<T>>,
+    ln_f: LayerNorm<T>,
+}
+
+struct ForwardCache<T: Float> {
+    ids: Vec<usize>,
+    seq_len: usize,
+    drop_emb: Option<DropoutMask<T>>,
+    blocks: Vec<BlockCache<T>>,
+    ln_f: LayerNormCache<T>,
+    h_f: Matrix<T>,
+}
+
+/// The key/value caches of every block, for incremental decoding of one
+/// sequence.
+#[derive(Debug, Clone)]
+pub struct DecodeState<T: Float> {
+    caches: Vec<KvCache<T>>,
+}
+
+impl<T: Float> DecodeState<T> {
+    /// Tokens decoded so far (their positions are `0..len`).
+    pub fn len(&self) -> usize {
+        self.caches.first().map_or(0, KvCache::len)
+    }
+
+    /// `true` before the first token.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Forgets everything.
+    pub fn clear(&mut self) {
+        self.caches.iter_mut().for_each(KvCache::clear);
+    }
+}
+
+impl<T: Float> Gpt<T> {
+    // ANCHOR: init
+    /// A model with GPT-2's initialisation: weights `N(0, 0.02)`, the two
+    /// projections into the residual stream (`attn.c_proj`, `mlp.c_proj`)
+    /// `N(0, 0.02 / sqrt(2 · n_layer))` so that the stream's variance does not
+    /// grow with depth, biases 0, layer-norm gains 1.
+    ///
+    /// # Errors
+    /// [`GptError::Config`] for an invalid configuration.
+    pub fn new(config: GptConfig, rng: &mut Rng) -> Result<Self> {
+        config.validate()?;
+        let (c, b) = (config.n_embd, config.bias);
+        let init = Init::Normal { std: 0.02 };
+        let out_init = Init::Normal { std: 0.02 / (2.0 * config.n_layer as f64).sqrt() };
+        let norm = |d| {
+            let ln = LayerNorm::new(d).with_eps(config.layer_norm_eps)?;
+            Ok::<_, addmul_core::Error>(if b { ln } else { ln.without_bias() })
+        };
+        let wte = Embedding::new(config.vocab_size, c, init, rng)?;
+        let wpe = LearnedPositions::new(config.block_size, c, init, rng)?;
+        let mut h = Vec::with_capacity(config.n_layer);
+        for _ in 0..config.n_layer {
+            let attn =
+                MultiHeadConfig::self_attention(c, config.n_head).causal().bias(b).init_with(init, out_init, rng)?;
+            let mlp = FeedForward::new(c, b, config.activation(), init, out_init, rng);
+            h.push(Block { ln_1: norm(c)?, attn, ln_2: norm(c)?, mlp });
+        }
+        Ok(Gpt { config, wte, wpe, h, ln_f: norm(c)? })
+    }
+    // ANCHOR_END: init
+
+    /// The architecture.
+    pub fn config(&self) -> &GptConfig {
+        &self.config
+    }
+
+    fn check_ids(&self, ids: &[TokenId]) -> Result<Vec<usize>> {
+        ids.iter()
+            .enumerate()
+            .map(|(position, &id)| {
+                if (id as usize) < self.config.vocab_size {
+                    Ok(id as usize)
+                } else {
+                    Err(GptError::TokenOutOfRange { id, position, vocab_size: self.config.vocab_size })
+                }
+            })
+            .collect()
+    }
+
+    fn check_batch(&self, inputs: &[TokenId], seq_len: usize) -> Result<Vec<usize>> {
+        if seq_len == 0 || seq_len > self.config.block_size {
+            return Err(GptError::config("seq_len", seq_len, format!("must be in 1..={}", self.config.block_size)));
+        }
+        if inputs.is_empty() || !inputs.len().is_multiple_of(seq_len) {
+            return Err(GptError::config(
+                "batch",
+                inputs.len(),
+                format!("must be a non-zero multiple of seq_len {seq_len}"),
+            ));
+        }
+        self.check_ids(inputs)
+    }
+
+    // ANCHOR: forward
+    /// The final hidden states `[n_embd, B·T]` and everything backward needs.
+    fn forward_hidden(&self, inputs: &[TokenId], seq_len: usize, mut rng: Option<&mut Rng>) -> Result<ForwardCache<T>> {
+        let ids = self.check_batch(inputs, seq_len)?;
+        let dropout = (self.config.dropout > 0.0).then(|| Dropout::new(self.config.dropout)).transpose()?;
+        let mut x = self.wte.forward(&ids)?; // token embeddings
+        self.wpe.add_to(&mut x, seq_len, 0)?; // + position embeddings
+        let (mut x, drop_emb) = maybe_drop(&dropout, &mut rng, x);
+        let mut blocks = Vec::with_capacity(self.h.len());
+        for block in &self.h {
+            blocks.push(block.forward(&mut x, seq_len, &dropout, &mut rng)?);
+        }
+        let (h_f, ln_f) = self.ln_f.forward(&x)?;
+        Ok(ForwardCache { ids, seq_len, drop_emb, blocks, ln_f, h_f })
+    }
+
+    /// Logits `[vocab, n]` from hidden states `[n_embd, n]`: the output head
+    /// is the token embedding, transposed (weight tying).
+    fn head(&self, h: &Matrix<T>) -> Result<Matrix<T>> {
+        let mut logits = Matrix::zeros(self.config.vocab_size, h.ncols());
+        gemm(T::one(), self.wte.weight().value(), Op::T, h, Op::N, T::zero(), &mut logits)?;
+        Ok(logits)
+    }
+    // ANCHOR_END: forward
+
+    /// The logits `[vocab, B·T]` for a batch of `B` sequences of `seq_len`
+    /// tokens (evaluation: no dropout).
+    ///
+    /// # Errors
+    /// [`GptError::TokenOutOfRange`] for an unknown id; [`GptError::Config`]
+    /// for a length that does not fit the model.
+    pub fn logits(&self, inputs: &[TokenId], seq_len: usize) -> Result<Matrix<T>> {
+        let cache = self.forward_hidden(inputs, seq_len, None)?;
+        self.head(&cache.h_f)
+    }
+
+    /// The mean cross-entropy of the batch (evaluation: no dropout, no
+    /// gradients).
+    ///
+    /// # Errors
+    /// As [`Gpt::logits`], and for targets outside the vocabulary.
+    pub fn loss(&self, batch: &Batch<'_>) -> Result<f64> {
+        let targets = self.check_targets(batch)?;
+        let logits = self.logits(batch.inputs, batch.seq_len)?;
+        Ok(cross_entropy(&logits, &targets)?.0)
+    }
+
+    fn check_targets(&self, batch: &Batch<'_>) -> Result<Vec<usize>> {
+        if batch.targets.len() != batch.inputs.len() {
+            return Err(GptError::config(
+                "targets",
+                batch.targets.len(),
+                format!("need one per input ({})", batch.inputs.len()),
+            ));
+        }
+        self.check_ids(batch.targets)
+    }
+
+    // ANCHOR: forward_backward
+    /// One forward and backward pass: returns the batch's mean cross-entropy
+    /// and **adds** `loss_scale ×` its gradient into every parameter.
+    ///
+    /// With `dropout_rng` set (and `dropout > 0`), dropout masks are drawn from
+    /// it; with `None` the pass is deterministic. `loss_scale` lets several
+    /// micro-batches or threads add up to the gradient of their overall mean.
+    ///
+    /// # Errors
+    /// As [`Gpt::loss`].
+    pub fn forward_backward(
+        &mut self,
+        batch: &Batch<'_>,
+        dropout_rng: Option<&mut Rng>,
+        loss_scale: f64,
+    ) -> Result<f64> {
+        let targets = self.check_targets(batch)?;
+        let cache = self.forward_hidden(batch.inputs, batch.seq_len, dropout_rng)?;
+        let logits = self.head(&cache.h_f)?;
+        let (loss, ce) = cross_entropy(&logits, &targets)?;
+        drop(logits);
+        let mut d_logits = ce.backward();
+        drop(ce);
+        if loss_scale != 1.0 {
+            d_logits *= T::of(loss_scale);
+        }
+        // The tied head: dWte += h · dlogitsᵀ, dh = Wte · dlogits.
+        gemm(T::one(), &cache.h_f, Op::N, &d_logits, Op::T, T::one(), self.wte.weight_mut().grad_mut())?;
+        let mut dh = Matrix::zeros(self.config.n_embd, d_logits.ncols());
+        gemm(T::one(), self.wte.weight().value(), Op::N, &d_logits, Op::N, T::zero(), &mut dh)?;
+        let mut dx = self.ln_f.backward(&cache.ln_f, &dh)?;
+        for (block, block_cache) in self.h.iter_mut().zip(&cache.blocks).rev() {
+            dx = block.backward(block_cache, &dx)?;
+        }
+        let dx = undrop(&cache.drop_emb, &dx)?;
+        self.wpe.backward(&dx, cache.seq_len, 0)?;
+        self.wte.backward(&cache.ids, &dx)?;
+        Ok(loss)
+    }
+    // ANCHOR_END: forward_backward
+
+    /// Empty key/value caches for decoding one sequence of up to `block_size`
+    /// tokens.
+    pub fn decode_state(&self) -> DecodeState<T> {
+        DecodeState {
+            caches: self.h.iter().map(|_| KvCache::new(self.config.n_embd, self.config.block_size)).collect(),
+        }
+    }
+
+    // ANCHOR: decode
+    /// Feeds `ids` (which follow the `state.len()` tokens already decoded) and
+    /// returns the logits of the last one. Each new token costs one position:
+    /// earlier tokens' keys and values come from the caches.
+    ///
+    /// # Errors
+    /// [`GptError::Config`] if the sequence would exceed `block_size` (the
+    /// caller must start again from a shorter context);
+    /// [`GptError::TokenOutOfRange`] for an unknown id.
+    pub fn decode(&self, state: &mut DecodeState<T>, ids: &[TokenId]) -> Result<Vec<T>> {
+        let start = state.len();
+        if ids.is_empty() || start + ids.len() > self.config.block_size {
+            return Err(GptError::config(
+                "decode length",
+                start + ids.len(),
+                format!("must be in 1..={} (block_size)", self.config.block_size),
+            ));
+        }
+        let ids = self.check_ids(ids)?;
+        let mut x = self.wte.forward(&ids)?;
+        self.wpe.add_to(&mut x, ids.len(), start)?;
+        for (block, cache) in self.h.iter().zip(&mut state.caches) {
+            block.decode(&mut x, cache)?;
+        }
+        let last = x.columns(ids.len() - 1, 1).into_owned();
+        let (h, _) = self.ln_f.forward(&last)?;
+        Ok(self.head(&h)?.as_slice().to_vec())
+    }
+    // ANCHOR_END: decode
+
+    /// The token embedding (also the output head).
+    pub fn wte(&self) -> &Embedding<T> {
+        &self.wte
+    }
+}
+
+impl<T: Float> Parameters<T> for Gpt<T> {
+    fn visit(&self, f: &mut dyn FnMut(&str, &Param<T>)) {
+        visit_child("transformer.wte", &self.wte, f);
+        visit_child("transformer.wpe", &self.wpe, f);
+        for (i, block) in self.h.iter().enumerate() {
+            visit_child(&format!("transformer.h.{i}"), block, f);
+        }
+        visit_child("transformer.ln_f", &self.ln_f, f);
+    }
+    fn visit_mut(&mut self, f: &mut dyn FnMut(&str, &mut Param<T>)) {
+        visit_child_mut("transformer.wte", &mut self.wte, f);
+        visit_child_mut("transformer.wpe", &mut self.wpe, f);
+        for (i, block) in self.h.iter_mut().enumerate() {
+            visit_child_mut(&format!("transformer.h.{i}"), block, f);
+        }
+        visit_child_mut("transformer.ln_f", &mut self.ln_f, f);
+    }
+}
