@@ -32,11 +32,16 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod checkpoint;
 mod config;
 mod error;
 mod model;
 pub mod safetensors_io;
+mod sample;
+mod train;
 
 pub use config::GptConfig;
 pub use error::{GptError, Result};
 pub use model::{Batch, Block, DecodeState, FeedForward, FeedForwardCache, Gpt, TokenId};
+pub use sample::{Sampler, SamplingConfig, choose};
+pub use train::{CheckpointPlan, EvalReport, Observer, PRESETS, StepReport, TrainConfig, Trainer};

@@ -59,6 +59,10 @@ pub fn named_tensors<T: Float>(model: &dyn Parameters<T>) -> Vec<(String, Vec<us
     out
 }
 
+/// Tensors by name: their row-major shape as stored, and their values as a
+/// column-major matrix.
+pub type Tensors<T> = BTreeMap<String, (Vec<usize>, Matrix<T>)>;
+
 /// The tensors of a safetensors file, decoded to column-major matrices of `T`
 /// shaped like the parameters they will fill: a row-major `[a, b]` tensor
 /// becomes an `[b, a]` matrix and `[n]` becomes `[n, 1]`.
@@ -66,7 +70,7 @@ pub fn named_tensors<T: Float>(model: &dyn Parameters<T>) -> Vec<(String, Vec<us
 /// # Errors
 /// [`GptError::Checkpoint`] for a corrupt or truncated file, an unsupported
 /// dtype, or a tensor of more than two dimensions.
-pub fn read_tensors<T: Float>(bytes: &[u8], path: &Path) -> Result<BTreeMap<String, (Vec<usize>, Matrix<T>)>> {
+pub fn read_tensors<T: Float>(bytes: &[u8], path: &Path) -> Result<Tensors<T>> {
     let st = SafeTensors::deserialize(bytes)
         .map_err(|e| GptError::checkpoint(path, format!("not a valid safetensors file: {e}")))?;
     let mut out = BTreeMap::new();
@@ -116,11 +120,7 @@ pub fn read_tensors<T: Float>(bytes: &[u8], path: &Path) -> Result<BTreeMap<Stri
 /// # Errors
 /// [`GptError::Checkpoint`] naming the first missing tensor, unexpected
 /// tensor, or shape mismatch.
-pub fn load_into<T: Float>(
-    model: &mut dyn Parameters<T>,
-    mut tensors: BTreeMap<String, (Vec<usize>, Matrix<T>)>,
-    path: &Path,
-) -> Result<()> {
+pub fn load_into<T: Float>(model: &mut dyn Parameters<T>, mut tensors: Tensors<T>, path: &Path) -> Result<()> {
     let mut error = None;
     model.visit_mut(&mut |name, p| {
         if error.is_some() {

@@ -2,11 +2,10 @@
 //! GPT-2's logits, loss, every gradient and 10 AdamW steps, from
 //! `tests/data/gpt2_small_random` (see its README).
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use addmul_core::{Matrix, Parameters, ParametersExt, rng};
-use addmul_gpt::safetensors_io::{load_into, read_tensors};
+use addmul_core::{Parameters, ParametersExt, rng};
+use addmul_gpt::safetensors_io::{Tensors, load_into, read_tensors};
 use addmul_gpt::{Batch, Gpt, GptConfig};
 use addmul_train::{AdamW, AdamWConfig, Optimizer};
 

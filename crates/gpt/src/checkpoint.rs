@@ -1,0 +1,205 @@
+//! Checkpoints: Hugging Face-compatible weights, plus everything needed to
+//! resume training exactly, written so that a crash never loses the last
+//! good one.
+//!
+//! # Layout
+//! ```text
+//! run/
+//!   latest                  the name of the newest complete checkpoint
+//!   step-000500/
+//!     config.json           Hugging Face GPT2Config (GPT2LMHeadModel reads it)
+//!     model.safetensors     the weights, Hugging Face GPT-2 names and layouts
+//!     optimizer.safetensors AdamW moments, `m.<name>` and `v.<name>` (training only)
+//!     trainer.json          step, RNG states, configuration, corpus fingerprint
+//!     ...                   any extra files, e.g. the tokenizer
+//! ```
+//!
+//! `step-000500/` is first written as `.step-000500.tmp/`, every file synced,
+//! then renamed into place; only then is `latest` replaced (again by writing a
+//! temporary file and renaming it). A crash at any moment leaves `latest`
+//! pointing at a complete checkpoint.
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use addmul_core::{Float, Matrix, Parameters};
+
+use crate::safetensors_io::{load_into, named_tensors, read_tensors, serialize};
+use crate::{Gpt, GptConfig, GptError, Result};
+
+/// The name of the pointer file in a run folder.
+pub const LATEST: &str = "latest";
+
+/// Writes `bytes` to `path` atomically: a temporary file in the same folder,
+/// synced, then renamed over `path`.
+///
+/// # Errors
+/// [`GptError::Io`] naming the file.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path.file_name().map_or_else(|| "file".into(), |n| n.to_string_lossy().into_owned());
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let mut file = File::create(&tmp).map_err(GptError::io("creating", &tmp))?;
+    file.write_all(bytes).map_err(GptError::io("writing", &tmp))?;
+    file.sync_all().map_err(GptError::io("syncing", &tmp))?;
+    drop(file);
+    fs::rename(&tmp, path).map_err(GptError::io("renaming into place", path))?;
+    sync_dir(dir)
+}
+
+fn sync_dir(dir: &Path) -> Result<()> {
+    // Syncing a folder makes a rename durable; not every platform allows
+    // opening one, which is fine there.
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+/// The model's weights as a Hugging Face `model.safetensors`: every
+/// parameter under its GPT-2 name; a model without biases gets all-zero bias
+/// tensors so that `transformers` can load it.
+///
+/// # Errors
+/// [`GptError::Checkpoint`] if serialisation fails.
+pub fn model_safetensors<T: Float>(model: &Gpt<T>, path_for_errors: &Path) -> Result<Vec<u8>> {
+    let mut tensors = named_tensors(model);
+    if !model.config().bias {
+        let mut zeros = Vec::new();
+        model.visit(&mut |name, p| {
+            if let Some(stem) = name.strip_suffix(".weight")
+                && !name.contains("wte")
+                && !name.contains("wpe")
+            {
+                let n = p.value().nrows();
+                zeros.push((format!("{stem}.bias"), vec![n], Matrix::zeros(n, 1)));
+            }
+        });
+        tensors.extend(zeros);
+    }
+    let metadata = HashMap::from([("format".to_string(), "pt".to_string())]);
+    serialize(&tensors, metadata, path_for_errors)
+}
+
+/// Loads a model from a folder holding `config.json` and `model.safetensors`
+/// (one written by addmul, or a `GPT2LMHeadModel` saved by `transformers`).
+///
+/// # Errors
+/// [`GptError::Io`] for a missing file; [`GptError::Config`] for an invalid
+/// or unsupported config; [`GptError::Checkpoint`] for a corrupt, truncated
+/// or mismatched weights file.
+pub fn load_model<T: Float>(dir: &Path) -> Result<Gpt<T>> {
+    let config_path = dir.join("config.json");
+    let text = fs::read_to_string(&config_path).map_err(GptError::io("reading", &config_path))?;
+    let config = GptConfig::from_hf_json(&text)?;
+    let weights = dir.join("model.safetensors");
+    let bytes = fs::read(&weights).map_err(GptError::io("reading", &weights))?;
+    let mut model = Gpt::new(config, &mut addmul_core::rng(0))?;
+    load_into(&mut model, read_tensors(&bytes, &weights)?, &weights)?;
+    Ok(model)
+}
+
+/// Writes a checkpoint folder `run/name` containing `files` (name, bytes),
+/// then points `run/latest` at it. See the module documentation for why a
+/// crash cannot leave a half-written checkpoint behind `latest`.
+///
+/// # Errors
+/// [`GptError::Io`] naming the file that could not be written.
+pub fn save_checkpoint(run: &Path, name: &str, files: &[(&str, Vec<u8>)]) -> Result<PathBuf> {
+    save_checkpoint_inner(run, name, files, None)
+}
+
+/// As [`save_checkpoint`], but stops (as a crash would) after writing
+/// `crash_after` files: for tests of the crash guarantee.
+#[doc(hidden)]
+pub fn save_checkpoint_crashing_after(
+    run: &Path,
+    name: &str,
+    files: &[(&str, Vec<u8>)],
+    crash_after: usize,
+) -> Result<PathBuf> {
+    save_checkpoint_inner(run, name, files, Some(crash_after))
+}
+
+fn save_checkpoint_inner(
+    run: &Path,
+    name: &str,
+    files: &[(&str, Vec<u8>)],
+    crash_after: Option<usize>,
+) -> Result<PathBuf> {
+    fs::create_dir_all(run).map_err(GptError::io("creating", run))?;
+    let dest = run.join(name);
+    if dest.exists() {
+        // Replacing it would leave a moment with no checkpoint behind `latest`.
+        return Err(GptError::checkpoint(&dest, "already exists; checkpoints are never overwritten"));
+    }
+    let tmp = run.join(format!(".{name}.tmp"));
+    if tmp.exists() {
+        fs::remove_dir_all(&tmp).map_err(GptError::io("removing a stale", &tmp))?;
+    }
+    fs::create_dir(&tmp).map_err(GptError::io("creating", &tmp))?;
+    for (i, (file, bytes)) in files.iter().enumerate() {
+        if crash_after == Some(i) {
+            return Err(GptError::io("simulated crash while writing", tmp.join(file))(std::io::Error::other("crash")));
+        }
+        let path = tmp.join(file);
+        let mut f = File::create(&path).map_err(GptError::io("creating", &path))?;
+        f.write_all(bytes).map_err(GptError::io("writing", &path))?;
+        f.sync_all().map_err(GptError::io("syncing", &path))?;
+    }
+    sync_dir(&tmp)?;
+    fs::rename(&tmp, &dest).map_err(GptError::io("renaming into place", &dest))?;
+    sync_dir(run)?;
+    if crash_after == Some(files.len()) {
+        return Err(GptError::io("simulated crash before updating", run.join(LATEST))(std::io::Error::other("crash")));
+    }
+    write_atomically(&run.join(LATEST), name.as_bytes())?;
+    Ok(dest)
+}
+
+/// The newest complete checkpoint of a run folder (the one `latest` names),
+/// or the folder itself if it is a checkpoint (has a `config.json`).
+///
+/// # Errors
+/// [`GptError::Io`] if neither exists; [`GptError::Checkpoint`] if `latest`
+/// names a folder that is not there.
+pub fn resolve(path: &Path) -> Result<PathBuf> {
+    if path.join("config.json").is_file() {
+        return Ok(path.to_path_buf());
+    }
+    let latest = path.join(LATEST);
+    let name = fs::read_to_string(&latest).map_err(GptError::io("reading", &latest))?;
+    let dir = path.join(name.trim());
+    if !dir.join("config.json").is_file() {
+        return Err(GptError::checkpoint(
+            &latest,
+            format!("names {}, which is not a complete checkpoint", dir.display()),
+        ));
+    }
+    Ok(dir)
+}
+
+/// Removes checkpoint folders of `run` other than the newest `keep` (by name,
+/// which sorts by step) and the one `latest` names.
+///
+/// # Errors
+/// [`GptError::Io`] if a folder cannot be removed.
+pub fn prune(run: &Path, prefix: &str, keep: usize) -> Result<()> {
+    let latest = fs::read_to_string(run.join(LATEST)).unwrap_or_default();
+    let mut names: Vec<String> = fs::read_dir(run)
+        .map_err(GptError::io("listing", run))?
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(prefix) && run.join(n).is_dir())
+        .collect();
+    names.sort();
+    let cut = names.len().saturating_sub(keep);
+    for name in &names[..cut] {
+        if name.as_str() != latest.trim() {
+            fs::remove_dir_all(run.join(name)).map_err(GptError::io("removing", run.join(name)))?;
+        }
+    }
+    Ok(())
+}

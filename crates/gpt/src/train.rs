@@ -1,0 +1,721 @@
+//! Training a GPT on a stream of token ids: random windows, AdamW with
+//! warmup and cosine decay, gradient clipping and accumulation, periodic
+//! validation, data-parallel threads, checkpoints that resume bit for bit.
+
+use std::collections::BTreeMap;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use addmul_core::{Parameters, ParametersExt, Rng, RngState, rng};
+use addmul_train::{AdamW, AdamWConfig, Moments, Optimizer, Schedule, clip_grad_norm};
+use rand::RngExt;
+use serde::{Deserialize, Serialize};
+
+use crate::checkpoint::{model_safetensors, prune, resolve, save_checkpoint};
+use crate::safetensors_io::{Tensors, read_tensors, serialize};
+use crate::{Batch, Gpt, GptConfig, GptError, Result, TokenId};
+
+/// Everything that decides a training run. Missing fields in a config file
+/// take the values of the `cpu-small` preset.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainConfig {
+    /// Transformer blocks.
+    pub n_layer: usize,
+    /// Attention heads per block.
+    pub n_head: usize,
+    /// Width of the residual stream.
+    pub n_embd: usize,
+    /// Tokens per training window (and the model's maximum context).
+    pub block_size: usize,
+    /// Dropout probability.
+    pub dropout: f64,
+    /// Biases in linear layers and layer norms.
+    pub bias: bool,
+    /// Windows per micro-batch.
+    pub batch_size: usize,
+    /// Micro-batches whose gradients are summed before each optimizer step.
+    pub grad_accum: usize,
+    /// Optimizer steps.
+    pub max_iters: u64,
+    /// Peak learning rate.
+    pub lr: f64,
+    /// Final learning rate of the cosine decay.
+    pub min_lr: f64,
+    /// Steps of linear warmup.
+    pub warmup_iters: u64,
+    /// Step at which the decay reaches `min_lr` (default: `max_iters`).
+    pub lr_decay_iters: Option<u64>,
+    /// AdamW β1.
+    pub beta1: f64,
+    /// AdamW β2.
+    pub beta2: f64,
+    /// AdamW weight decay, applied to matrices only.
+    pub weight_decay: f64,
+    /// Global gradient-norm clip (0: none).
+    pub grad_clip: f64,
+    /// Fraction of the tokens (the end of the text) held out for validation.
+    pub val_fraction: f64,
+    /// Steps between validation measurements.
+    pub eval_interval: u64,
+    /// Batches per split per validation measurement.
+    pub eval_iters: usize,
+    /// Steps between checkpoints (0: only at the end).
+    pub checkpoint_interval: u64,
+    /// Checkpoints kept in the run folder.
+    pub keep_checkpoints: usize,
+    /// Seed of initialisation, batches and dropout.
+    pub seed: u64,
+    /// Worker threads (0: one per core). Results depend on this number (the
+    /// order of summation changes), so it is saved with a checkpoint.
+    pub threads: usize,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig::cpu_small()
+    }
+}
+
+/// The named presets.
+pub const PRESETS: [&str; 3] = ["cpu-small", "shakespeare-char", "tiny"];
+
+impl TrainConfig {
+    // ANCHOR: cpu_small
+    /// nanoGPT's configuration for a CPU: block 64, batch 12, 4 layers, 4
+    /// heads, 128 dimensions, 2000 iterations, learning rate 1e-3 decaying to
+    /// 1e-4 after 100 warmup steps, betas 0.9/0.99, weight decay 0.1, clip
+    /// 1.0, no dropout.
+    pub fn cpu_small() -> Self {
+        TrainConfig {
+            n_layer: 4,
+            n_head: 4,
+            n_embd: 128,
+            block_size: 64,
+            dropout: 0.0,
+            bias: true,
+            batch_size: 12,
+            grad_accum: 1,
+            max_iters: 2000,
+            lr: 1e-3,
+            min_lr: 1e-4,
+            warmup_iters: 100,
+            lr_decay_iters: None,
+            beta1: 0.9,
+            beta2: 0.99,
+            weight_decay: 0.1,
+            grad_clip: 1.0,
+            val_fraction: 0.1,
+            eval_interval: 250,
+            eval_iters: 20,
+            checkpoint_interval: 500,
+            keep_checkpoints: 2,
+            seed: 1337,
+            threads: 0,
+        }
+    }
+    // ANCHOR_END: cpu_small
+
+    /// A preset by name: `cpu-small`; `shakespeare-char` (nanoGPT's GPU
+    /// configuration: 6 layers, 6 heads, 384 dimensions, block 256, batch 64,
+    /// dropout 0.2, 5000 iterations); `tiny` (seconds on a laptop, for tests
+    /// and demos).
+    ///
+    /// # Errors
+    /// [`GptError::UnknownPreset`] listing the known names.
+    pub fn preset(name: &str) -> Result<Self> {
+        let base = TrainConfig::cpu_small();
+        match name {
+            "cpu-small" => Ok(base),
+            "shakespeare-char" => Ok(TrainConfig {
+                n_layer: 6,
+                n_head: 6,
+                n_embd: 384,
+                block_size: 256,
+                batch_size: 64,
+                dropout: 0.2,
+                max_iters: 5000,
+                eval_iters: 200,
+                ..base
+            }),
+            "tiny" => Ok(TrainConfig {
+                n_layer: 2,
+                n_head: 2,
+                n_embd: 32,
+                block_size: 32,
+                batch_size: 8,
+                max_iters: 200,
+                warmup_iters: 20,
+                eval_interval: 50,
+                eval_iters: 5,
+                checkpoint_interval: 0,
+                ..base
+            }),
+            _ => Err(GptError::UnknownPreset { name: name.to_string(), known: PRESETS.join(", ") }),
+        }
+    }
+
+    /// The model architecture for a vocabulary of `vocab_size`.
+    pub fn model_config(&self, vocab_size: usize) -> GptConfig {
+        GptConfig {
+            dropout: self.dropout,
+            bias: self.bias,
+            ..GptConfig::new(vocab_size, self.block_size, self.n_layer, self.n_head, self.n_embd)
+        }
+    }
+
+    /// The learning-rate schedule.
+    pub fn schedule(&self) -> Schedule {
+        Schedule::WarmupCosine {
+            max_lr: self.lr,
+            min_lr: self.min_lr,
+            warmup: self.warmup_iters,
+            decay_steps: self.lr_decay_iters.unwrap_or(self.max_iters),
+        }
+    }
+
+    /// Checks every field.
+    ///
+    /// # Errors
+    /// [`GptError::Config`] naming the first bad field.
+    pub fn validate(&self, vocab_size: usize) -> Result<()> {
+        self.model_config(vocab_size).validate()?;
+        for (field, v) in
+            [("batch_size", self.batch_size), ("grad_accum", self.grad_accum), ("eval_iters", self.eval_iters)]
+        {
+            if v == 0 {
+                return Err(GptError::config(field, v, "must be at least 1"));
+            }
+        }
+        if self.eval_interval == 0 {
+            return Err(GptError::config("eval_interval", 0, "must be at least 1"));
+        }
+        if !(self.val_fraction > 0.0 && self.val_fraction < 1.0) {
+            return Err(GptError::config("val_fraction", self.val_fraction, "must be in (0, 1)"));
+        }
+        if !(self.grad_clip >= 0.0) {
+            return Err(GptError::config("grad_clip", self.grad_clip, "must be >= 0 (0 turns clipping off)"));
+        }
+        self.schedule().validate()?;
+        AdamW::<f32>::new(self.adamw())?;
+        Ok(())
+    }
+
+    fn adamw(&self) -> AdamWConfig {
+        AdamWConfig { lr: self.lr, beta1: self.beta1, beta2: self.beta2, eps: 1e-8, weight_decay: self.weight_decay }
+    }
+
+    fn thread_count(&self) -> usize {
+        let n =
+            if self.threads == 0 { std::thread::available_parallelism().map_or(1, |n| n.get()) } else { self.threads };
+        n.clamp(1, self.batch_size)
+    }
+}
+
+/// What one optimizer step did.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct StepReport {
+    /// Steps taken so far (this one included).
+    pub step: u64,
+    /// Mean training loss of the step's batches.
+    pub loss: f64,
+    /// Learning rate used.
+    pub lr: f64,
+    /// Gradient norm before clipping.
+    pub grad_norm: f64,
+    /// Wall time of the step.
+    pub seconds: f64,
+    /// Tokens processed.
+    pub tokens: usize,
+}
+
+/// A validation measurement.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct EvalReport {
+    /// Steps taken when measured.
+    pub step: u64,
+    /// Mean loss over `eval_iters` random training batches.
+    pub train_loss: f64,
+    /// Mean loss over `eval_iters` random validation batches.
+    pub val_loss: f64,
+}
+
+/// Receives progress from [`Trainer::run`].
+pub trait Observer {
+    /// After each optimizer step.
+    fn step(&mut self, _report: &StepReport) {}
+    /// After each validation measurement.
+    fn eval(&mut self, _report: &EvalReport) {}
+    /// After each checkpoint.
+    fn checkpoint(&mut self, _dir: &Path) {}
+}
+
+/// An observer that ignores everything.
+impl Observer for () {}
+
+/// Where [`Trainer::run`] writes checkpoints.
+#[derive(Debug, Clone, Default)]
+pub struct CheckpointPlan {
+    /// The run folder.
+    pub dir: PathBuf,
+    /// Files written into every checkpoint beside the model (e.g. the
+    /// tokenizer): name and contents.
+    pub extra_files: Vec<(String, Vec<u8>)>,
+}
+
+/// The training state that is not weights: saved as `trainer.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct TrainerState {
+    format: String,
+    step: u64,
+    vocab_size: usize,
+    threads: usize,
+    config: TrainConfig,
+    batch_rng: SavedRng,
+    eval_rng: SavedRng,
+    corpus_tokens: usize,
+    corpus_fingerprint: String,
+    evals: Vec<EvalReport>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct SavedRng {
+    seed: String,
+    stream: u64,
+    word_pos: String,
+}
+
+impl SavedRng {
+    fn of(r: &Rng) -> Self {
+        let s = RngState::of(r);
+        SavedRng {
+            seed: s.seed.iter().map(|b| format!("{b:02x}")).collect(),
+            stream: s.stream,
+            word_pos: s.word_pos.to_string(),
+        }
+    }
+
+    fn restore(&self, path: &Path) -> Result<Rng> {
+        let bad = || GptError::checkpoint(path, "malformed random generator state");
+        if self.seed.len() != 64 {
+            return Err(bad());
+        }
+        let mut seed = [0u8; 32];
+        for (i, b) in seed.iter_mut().enumerate() {
+            *b = u8::from_str_radix(&self.seed[2 * i..2 * i + 2], 16).map_err(|_| bad())?;
+        }
+        let word_pos = self.word_pos.parse().map_err(|_| bad())?;
+        Ok(RngState { seed, stream: self.stream, word_pos }.restore())
+    }
+}
+
+/// FNV-1a over the token ids: resuming on a different corpus is refused.
+fn fingerprint(tokens: &[TokenId]) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for t in tokens {
+        for b in t.to_le_bytes() {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    format!("{h:016x}")
+}
+
+/// A training run in progress.
+pub struct Trainer {
+    config: TrainConfig,
+    workers: Vec<Gpt<f32>>,
+    optimizer: AdamW<f32>,
+    step: u64,
+    batch_rng: Rng,
+    eval_rng: Rng,
+    train: Vec<TokenId>,
+    val: Vec<TokenId>,
+    corpus: (usize, String),
+    evals: Vec<EvalReport>,
+    last_saved: Option<u64>,
+}
+
+impl std::fmt::Debug for Trainer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Trainer").field("config", &self.config).field("step", &self.step).finish_non_exhaustive()
+    }
+}
+
+/// Splits `tokens` into training and validation parts, in order.
+fn split(tokens: &[TokenId], config: &TrainConfig) -> Result<(Vec<TokenId>, Vec<TokenId>)> {
+    let n_train = ((1.0 - config.val_fraction) * tokens.len() as f64) as usize;
+    let (train, val) = tokens.split_at(n_train.min(tokens.len()));
+    let needed = config.block_size + 1;
+    for (name, part) in [("training", train), ("validation", val)] {
+        if part.len() < needed {
+            return Err(GptError::CorpusTooShort { split: name, tokens: part.len(), needed });
+        }
+    }
+    Ok((train.to_vec(), val.to_vec()))
+}
+
+impl Trainer {
+    /// A fresh run on `tokens` (ids below `vocab_size`).
+    ///
+    /// # Errors
+    /// [`GptError::Config`] for an invalid configuration;
+    /// [`GptError::CorpusTooShort`] if either split is shorter than a window;
+    /// [`GptError::TokenOutOfRange`] for an id outside the vocabulary.
+    pub fn new(config: TrainConfig, vocab_size: usize, tokens: &[TokenId]) -> Result<Self> {
+        config.validate(vocab_size)?;
+        if let Some((position, &id)) = tokens.iter().enumerate().find(|(_, t)| **t as usize >= vocab_size) {
+            return Err(GptError::TokenOutOfRange { id, position, vocab_size });
+        }
+        let (train, val) = split(tokens, &config)?;
+        let model = Gpt::new(config.model_config(vocab_size), &mut rng(config.seed))?;
+        let workers = vec![model; config.thread_count()];
+        let optimizer = AdamW::new(config.adamw())?;
+        Ok(Trainer {
+            batch_rng: rng(config.seed.wrapping_add(1)),
+            eval_rng: rng(config.seed.wrapping_add(2)),
+            config,
+            workers,
+            optimizer,
+            step: 0,
+            train,
+            val,
+            corpus: (tokens.len(), fingerprint(tokens)),
+            evals: Vec::new(),
+            last_saved: None,
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &TrainConfig {
+        &self.config
+    }
+
+    /// The model being trained.
+    pub fn model(&self) -> &Gpt<f32> {
+        &self.workers[0]
+    }
+
+    /// Steps taken.
+    pub fn step(&self) -> u64 {
+        self.step
+    }
+
+    /// Validation measurements so far.
+    pub fn evals(&self) -> &[EvalReport] {
+        &self.evals
+    }
+
+    /// Worker threads in use.
+    pub fn threads(&self) -> usize {
+        self.workers.len()
+    }
+
+    /// Sets the last step (to extend a resumed run).
+    ///
+    /// # Errors
+    /// [`GptError::Config`] if the schedule becomes invalid.
+    pub fn set_max_iters(&mut self, max_iters: u64) -> Result<()> {
+        self.config.max_iters = max_iters;
+        self.config.schedule().validate()?;
+        Ok(())
+    }
+
+    /// `B` random windows of `block_size + 1` tokens from `data`: inputs and
+    /// the targets shifted by one.
+    fn sample(data: &[TokenId], b: usize, t: usize, rng: &mut Rng) -> (Vec<TokenId>, Vec<TokenId>) {
+        let mut x = Vec::with_capacity(b * t);
+        let mut y = Vec::with_capacity(b * t);
+        for _ in 0..b {
+            let i = rng.random_range(0..data.len() - t);
+            x.extend_from_slice(&data[i..i + t]);
+            y.extend_from_slice(&data[i + 1..i + t + 1]);
+        }
+        (x, y)
+    }
+
+    /// How many of `b` sequences each worker takes.
+    fn shares(b: usize, workers: usize) -> Vec<usize> {
+        (0..workers).map(|w| b / workers + usize::from(w < b % workers)).collect()
+    }
+
+    // ANCHOR: step
+    /// One optimizer step: `grad_accum` micro-batches, each split across the
+    /// worker threads (every thread runs forward and backward on its share
+    /// with its own copy of the weights), gradients summed in a fixed order,
+    /// clipped, and applied by AdamW; the new weights are copied back to every
+    /// worker.
+    ///
+    /// # Errors
+    /// [`GptError::NonFiniteLoss`] if the loss is NaN or infinite (the weights
+    /// are left as they were before the step).
+    pub fn train_step(&mut self) -> Result<StepReport> {
+        let start = Instant::now();
+        let (b, t) = (self.config.batch_size, self.config.block_size);
+        let lr = self.config.schedule().lr(self.step);
+        self.optimizer.set_lr(lr)?;
+        self.workers.iter_mut().for_each(|w| w.zero_grads());
+        let shares = Self::shares(b, self.workers.len());
+        let mut loss = 0.0;
+        for micro in 0..self.config.grad_accum {
+            let (x, y) = Self::sample(&self.train, b, t, &mut self.batch_rng);
+            let scale = 1.0 / (b * self.config.grad_accum) as f64;
+            let seed = (self.config.seed, self.step, micro as u64);
+            loss += run_workers(&mut self.workers, &shares, |w, model, range| {
+                let batch = Batch {
+                    inputs: &x[range.start * t..range.end * t],
+                    targets: &y[range.start * t..range.end * t],
+                    seq_len: t,
+                };
+                let mut masks = rng(seed.0 ^ seed.1.wrapping_mul(0x9e37_79b9) ^ ((seed.2 << 32) | w as u64));
+                let chunk = range.len() as f64;
+                Ok(model.forward_backward(&batch, Some(&mut masks), chunk * scale)? * chunk * scale)
+            })?;
+        }
+        if !loss.is_finite() {
+            return Err(GptError::NonFiniteLoss { step: self.step + 1, loss });
+        }
+        // Sum the replicas' gradients into the first worker, in order.
+        let (first, rest) = self.workers.split_first_mut().expect("at least one worker");
+        for replica in rest.iter() {
+            let mut grads = Vec::new();
+            replica.visit(&mut |_, p| grads.push(p.grad().clone()));
+            let mut i = 0;
+            first.visit_mut(&mut |_, p| {
+                *p.grad_mut() += &grads[i];
+                i += 1;
+            });
+        }
+        let grad_norm =
+            if self.config.grad_clip > 0.0 { clip_grad_norm(first, self.config.grad_clip)? } else { first.grad_norm() };
+        self.optimizer.step(first)?;
+        let weights = first.snapshot();
+        for replica in rest.iter_mut() {
+            replica.restore(&weights)?;
+        }
+        self.step += 1;
+        let tokens = b * t * self.config.grad_accum;
+        Ok(StepReport { step: self.step, loss, lr, grad_norm, seconds: start.elapsed().as_secs_f64(), tokens })
+    }
+    // ANCHOR_END: step
+
+    /// Mean loss over `eval_iters` random batches of each split, measured with
+    /// a generator of its own (so measuring does not change training).
+    ///
+    /// # Errors
+    /// As [`Gpt::loss`].
+    pub fn evaluate(&mut self) -> Result<EvalReport> {
+        let (b, t) = (self.config.batch_size, self.config.block_size);
+        let shares = Self::shares(b, self.workers.len());
+        let mut mean = [0.0; 2];
+        for (k, data) in [&self.train, &self.val].into_iter().enumerate() {
+            for _ in 0..self.config.eval_iters {
+                let (x, y) = Self::sample(data, b, t, &mut self.eval_rng);
+                mean[k] += run_workers(&mut self.workers, &shares, |_, model, range| {
+                    let batch = Batch {
+                        inputs: &x[range.start * t..range.end * t],
+                        targets: &y[range.start * t..range.end * t],
+                        seq_len: t,
+                    };
+                    Ok(model.loss(&batch)? * range.len() as f64 / b as f64)
+                })? / self.config.eval_iters as f64;
+            }
+        }
+        let report = EvalReport { step: self.step, train_loss: mean[0], val_loss: mean[1] };
+        self.evals.push(report);
+        Ok(report)
+    }
+
+    /// Trains until `max_iters`, measuring every `eval_interval` steps (and at
+    /// the start and the end) and saving checkpoints as planned.
+    ///
+    /// # Errors
+    /// Any error of a step, a measurement or a checkpoint; the checkpoints
+    /// already written stay as they are.
+    pub fn run(&mut self, observer: &mut dyn Observer, checkpoints: Option<&CheckpointPlan>) -> Result<()> {
+        while self.step < self.config.max_iters {
+            if self.step.is_multiple_of(self.config.eval_interval)
+                && self.evals.last().is_none_or(|e| e.step != self.step)
+            {
+                let report = self.evaluate()?;
+                observer.eval(&report);
+            }
+            let report = self.train_step()?;
+            observer.step(&report);
+            let interval = self.config.checkpoint_interval;
+            if let Some(plan) = checkpoints
+                && interval > 0
+                && self.step.is_multiple_of(interval)
+                && self.step < self.config.max_iters
+            {
+                let dir = self.save(plan)?;
+                observer.checkpoint(&dir);
+            }
+        }
+        if self.evals.last().is_none_or(|e| e.step != self.step) {
+            let report = self.evaluate()?;
+            observer.eval(&report);
+        }
+        if let Some(plan) = checkpoints
+            && self.last_saved != Some(self.step)
+        {
+            let dir = self.save(plan)?;
+            observer.checkpoint(&dir);
+        }
+        Ok(())
+    }
+
+    /// Saves a checkpoint `step-NNNNNN` into the run folder and prunes old
+    /// ones.
+    ///
+    /// # Errors
+    /// [`GptError::Io`] or [`GptError::Checkpoint`].
+    pub fn save(&mut self, plan: &CheckpointPlan) -> Result<PathBuf> {
+        let name = format!("step-{:06}", self.step);
+        let model = &self.workers[0];
+        let mut files: Vec<(&str, Vec<u8>)> = vec![
+            ("config.json", model.config().to_hf_json().into_bytes()),
+            ("model.safetensors", model_safetensors(model, &plan.dir)?),
+            ("optimizer.safetensors", self.optimizer_safetensors(&plan.dir)?),
+            ("trainer.json", self.state_json().into_bytes()),
+        ];
+        files.extend(plan.extra_files.iter().map(|(n, b)| (n.as_str(), b.clone())));
+        let dir = save_checkpoint(&plan.dir, &name, &files)?;
+        prune(&plan.dir, "step-", self.config.keep_checkpoints.max(1))?;
+        self.last_saved = Some(self.step);
+        Ok(dir)
+    }
+
+    fn state_json(&self) -> String {
+        let state = TrainerState {
+            format: "addmul-trainer/1".into(),
+            step: self.step,
+            vocab_size: self.workers[0].config().vocab_size,
+            threads: self.workers.len(),
+            config: self.config.clone(),
+            batch_rng: SavedRng::of(&self.batch_rng),
+            eval_rng: SavedRng::of(&self.eval_rng),
+            corpus_tokens: self.corpus.0,
+            corpus_fingerprint: self.corpus.1.clone(),
+            evals: self.evals.clone(),
+        };
+        serde_json::to_string_pretty(&state).expect("the trainer state serialises")
+    }
+
+    fn optimizer_safetensors(&self, path: &Path) -> Result<Vec<u8>> {
+        let mut shapes = HashMap::new();
+        self.workers[0].visit(&mut |name, p| {
+            shapes.insert(name.to_string(), p.row_major_shape());
+        });
+        let mut tensors = Vec::new();
+        for (name, m) in self.optimizer.moments() {
+            let shape = shapes.get(name).cloned().unwrap_or_else(|| vec![m.m.len()]);
+            tensors.push((format!("m.{name}"), shape.clone(), m.m.clone()));
+            tensors.push((format!("v.{name}"), shape, m.v.clone()));
+        }
+        let metadata = HashMap::from([("steps_taken".to_string(), self.optimizer.steps_taken().to_string())]);
+        serialize(&tensors, metadata, path)
+    }
+
+    /// Continues a run from a checkpoint (a `step-N` folder, or a run folder,
+    /// whose `latest` is used) on the same token stream.
+    ///
+    /// # Errors
+    /// [`GptError::Checkpoint`] if a file is missing, corrupt or does not
+    /// match, or `tokens` is not the corpus the run was trained on.
+    pub fn resume(path: &Path, tokens: &[TokenId]) -> Result<Self> {
+        let dir = resolve(path)?;
+        let state_path = dir.join("trainer.json");
+        let text = std::fs::read_to_string(&state_path).map_err(GptError::io("reading", &state_path))?;
+        let state: TrainerState =
+            serde_json::from_str(&text).map_err(|e| GptError::checkpoint(&state_path, format!("malformed: {e}")))?;
+        if (state.corpus_tokens, &state.corpus_fingerprint) != (tokens.len(), &fingerprint(tokens)) {
+            return Err(GptError::checkpoint(
+                &state_path,
+                format!(
+                    "was trained on another corpus ({} tokens); this one has {}",
+                    state.corpus_tokens,
+                    tokens.len()
+                ),
+            ));
+        }
+        let config = TrainConfig { threads: state.threads, ..state.config.clone() };
+        let mut trainer = Trainer::new(config, state.vocab_size, tokens)?;
+        let model = crate::checkpoint::load_model::<f32>(&dir)?;
+        if model.config() != trainer.workers[0].config() {
+            return Err(GptError::checkpoint(dir.join("config.json"), "does not match trainer.json's configuration"));
+        }
+        let weights = model.snapshot();
+        for w in &mut trainer.workers {
+            w.restore(&weights)?;
+        }
+        let opt_path = dir.join("optimizer.safetensors");
+        let bytes = std::fs::read(&opt_path).map_err(GptError::io("reading", &opt_path))?;
+        let mut tensors: Tensors<f32> = read_tensors(&bytes, &opt_path)?;
+        let mut moments = BTreeMap::new();
+        let mut missing = None;
+        trainer.workers[0].visit(&mut |name, p| {
+            let shape = p.value().shape();
+            let take = |t: &mut Tensors<f32>, key: String| {
+                t.remove(&key)
+                    .map(|(_, m)| m)
+                    .filter(|m| m.len() == shape.0 * shape.1)
+                    .map(|m| m.reshape_generic(nalgebra::Dyn(shape.0), nalgebra::Dyn(shape.1)))
+            };
+            match (take(&mut tensors, format!("m.{name}")), take(&mut tensors, format!("v.{name}"))) {
+                (Some(m), Some(v)) => {
+                    moments.insert(name.to_string(), Moments { m, v });
+                }
+                _ if state.step == 0 => {}
+                _ => missing = Some(name.to_string()),
+            }
+        });
+        if let Some(name) = missing {
+            return Err(GptError::checkpoint(&opt_path, format!("moments of {name} are missing or misshapen")));
+        }
+        trainer.optimizer.restore(state.step, moments);
+        trainer.step = state.step;
+        trainer.batch_rng = state.batch_rng.restore(&state_path)?;
+        trainer.eval_rng = state.eval_rng.restore(&state_path)?;
+        trainer.evals = state.evals;
+        trainer.last_saved = Some(state.step);
+        Ok(trainer)
+    }
+
+    /// Loads the weights a `Trainer` saved, for sampling.
+    ///
+    /// # Errors
+    /// As [`crate::checkpoint::load_model`].
+    pub fn load_model(path: &Path) -> Result<Gpt<f32>> {
+        crate::checkpoint::load_model(&resolve(path)?)
+    }
+}
+
+/// Runs `work(worker index, model, range of sequences)` on every worker with a
+/// non-empty share, the first on this thread and the others on scoped
+/// threads, and returns the sum of the results in worker order.
+fn run_workers<F>(workers: &mut [Gpt<f32>], shares: &[usize], work: F) -> Result<f64>
+where
+    F: Fn(usize, &mut Gpt<f32>, std::ops::Range<usize>) -> Result<f64> + Sync,
+{
+    let mut ranges = Vec::new();
+    let mut start = 0;
+    for &n in shares {
+        ranges.push(start..start + n);
+        start += n;
+    }
+    let work = &work;
+    let results: Vec<Result<f64>> = std::thread::scope(|s| {
+        let mut iter = workers.iter_mut().zip(ranges).enumerate();
+        let (w0, (first, r0)) = iter.next().expect("at least one worker");
+        let handles: Vec<_> = iter
+            .filter(|(_, (_, r))| !r.is_empty())
+            .map(|(w, (model, r))| s.spawn(move || work(w, model, r)))
+            .collect();
+        let mut results = vec![if r0.is_empty() { Ok(0.0) } else { work(w0, first, r0) }];
+        results.extend(handles.into_iter().map(|h| h.join().expect("a worker thread panicked")));
+        results
+    });
+    results.into_iter().sum::<Result<f64>>()
+}

@@ -1,0 +1,260 @@
+//! Training, checkpoints and resuming, sampling, and bad input.
+
+use std::path::PathBuf;
+
+use addmul_core::{Parameters, rng};
+use addmul_gpt::checkpoint::{
+    LATEST, load_model, model_safetensors, resolve, save_checkpoint, save_checkpoint_crashing_after,
+};
+use addmul_gpt::{
+    Batch, CheckpointPlan, Gpt, GptConfig, GptError, Sampler, SamplingConfig, TrainConfig, Trainer, choose,
+};
+
+/// A folder under the system temp dir, removed when dropped.
+struct TempDir(PathBuf);
+impl TempDir {
+    fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("addmul-gpt-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+}
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A text with structure to learn: counting in base 7, as digit tokens
+/// separated by a space token (7).
+fn corpus(n: usize) -> Vec<u32> {
+    let mut out = Vec::new();
+    let mut i = 0u32;
+    while out.len() < n {
+        let mut digits = Vec::new();
+        let mut k = i;
+        loop {
+            digits.push(k % 7);
+            k /= 7;
+            if k == 0 {
+                break;
+            }
+        }
+        out.extend(digits.iter().rev());
+        out.push(7);
+        i += 1;
+    }
+    out.truncate(n);
+    out
+}
+
+fn tiny(threads: usize) -> TrainConfig {
+    TrainConfig {
+        n_layer: 2,
+        n_head: 2,
+        n_embd: 16,
+        block_size: 16,
+        batch_size: 4,
+        max_iters: 12,
+        warmup_iters: 2,
+        eval_interval: 4,
+        eval_iters: 2,
+        checkpoint_interval: 0,
+        threads,
+        ..TrainConfig::cpu_small()
+    }
+}
+
+#[test]
+fn training_learns_a_predictable_text() {
+    // Two phrases, 0 1 2 3 and 4 5 6 7 3, in a pseudo-random order: after a
+    // phrase starts the rest is certain, so the loss can fall far below the
+    // uniform guess's ln 8 = 2.08.
+    let mut order = rng(9);
+    let mut tokens = Vec::new();
+    while tokens.len() < 4000 {
+        let phrase: &[u32] = if rand::RngExt::random::<bool>(&mut order) { &[0, 1, 2, 3] } else { &[4, 5, 6, 7, 3] };
+        tokens.extend_from_slice(phrase);
+    }
+    let config = TrainConfig { max_iters: 150, lr: 3e-3, eval_interval: 150, ..tiny(2) };
+    let mut trainer = Trainer::new(config, 8, &tokens).unwrap();
+    trainer.run(&mut (), None).unwrap();
+    let evals = trainer.evals();
+    let (first, last) = (evals[0], evals[evals.len() - 1]);
+    assert!((first.val_loss - 8f64.ln()).abs() < 0.1, "an untrained model guesses: {}", first.val_loss);
+    assert!(last.val_loss < 0.5, "after 150 steps the validation loss is {}", last.val_loss);
+}
+
+#[test]
+fn stopping_and_resuming_gives_bitwise_the_same_run() {
+    let tokens = corpus(3000);
+    let dir = TempDir::new("resume");
+    let plan = CheckpointPlan { dir: dir.0.clone(), extra_files: vec![("tokenizer.json".into(), b"{}".to_vec())] };
+
+    let mut straight = Trainer::new(tiny(2), 8, &tokens).unwrap();
+    let losses: Vec<f64> = (0..12).map(|_| straight.train_step().unwrap().loss).collect();
+
+    let mut first = Trainer::new(tiny(2), 8, &tokens).unwrap();
+    let mut resumed_losses: Vec<f64> = (0..6).map(|_| first.train_step().unwrap().loss).collect();
+    first.evaluate().unwrap();
+    let saved = first.save(&plan).unwrap();
+    assert!(saved.join("tokenizer.json").is_file());
+    drop(first);
+    let mut second = Trainer::resume(&dir.0, &tokens).unwrap();
+    assert_eq!(second.step(), 6);
+    resumed_losses.extend((0..6).map(|_| second.train_step().unwrap().loss));
+
+    assert_eq!(losses, resumed_losses, "losses differ after resuming");
+    let (a, b) = (straight.model(), second.model());
+    let mut wa = Vec::new();
+    a.visit(&mut |_, p| wa.push(p.value().clone()));
+    let mut i = 0;
+    b.visit(&mut |name, p| {
+        assert_eq!(&wa[i], p.value(), "{name} differs");
+        i += 1;
+    });
+    // Resuming on another corpus is refused.
+    let err = Trainer::resume(&dir.0, &corpus(2999)).unwrap_err();
+    assert!(err.to_string().contains("another corpus"), "{err}");
+}
+
+#[test]
+fn a_crash_while_saving_leaves_the_previous_checkpoint_intact() {
+    let dir = TempDir::new("crash");
+    let model = Gpt::<f32>::new(GptConfig::new(10, 8, 1, 2, 8), &mut rng(1)).unwrap();
+    let files = |m: &Gpt<f32>| {
+        vec![
+            ("config.json", m.config().to_hf_json().into_bytes()),
+            ("model.safetensors", model_safetensors(m, &dir.0).unwrap()),
+        ]
+    };
+    save_checkpoint(&dir.0, "step-000001", &files(&model)).unwrap();
+    let other = Gpt::<f32>::new(GptConfig::new(10, 8, 1, 2, 8), &mut rng(2)).unwrap();
+    for crash_after in 0..=2 {
+        let err = save_checkpoint_crashing_after(
+            &dir.0,
+            &format!("step-00000{}", crash_after + 2),
+            &files(&other),
+            crash_after,
+        );
+        assert!(err.is_err());
+        assert_eq!(resolve(&dir.0).unwrap(), dir.0.join("step-000001"));
+        let loaded = load_model::<f32>(&resolve(&dir.0).unwrap()).unwrap();
+        assert_eq!(loaded, model, "crash after {crash_after} files");
+    }
+    assert_eq!(std::fs::read_to_string(dir.0.join(LATEST)).unwrap(), "step-000001");
+    // A checkpoint is never overwritten.
+    assert!(save_checkpoint(&dir.0, "step-000001", &files(&other)).is_err());
+}
+
+#[test]
+fn weights_round_trip_and_bad_files_are_typed_errors() {
+    let dir = TempDir::new("files");
+    for bias in [true, false] {
+        let config = GptConfig { bias, ..GptConfig::new(12, 8, 2, 2, 8) };
+        let model = Gpt::<f32>::new(config, &mut rng(3)).unwrap();
+        let ckpt = dir.0.join(format!("bias-{bias}"));
+        std::fs::create_dir_all(&ckpt).unwrap();
+        std::fs::write(ckpt.join("config.json"), config.to_hf_json()).unwrap();
+        let bytes = model_safetensors(&model, &ckpt).unwrap();
+        std::fs::write(ckpt.join("model.safetensors"), &bytes).unwrap();
+        assert_eq!(load_model::<f32>(&ckpt).unwrap(), model);
+
+        // Truncated.
+        std::fs::write(ckpt.join("model.safetensors"), &bytes[..bytes.len() / 2]).unwrap();
+        let err = load_model::<f32>(&ckpt).unwrap_err();
+        assert!(matches!(err, GptError::Checkpoint { .. }), "{err}");
+        // Garbage.
+        std::fs::write(ckpt.join("model.safetensors"), b"not a safetensors file at all").unwrap();
+        assert!(load_model::<f32>(&ckpt).unwrap_err().to_string().contains("not a valid safetensors file"));
+        // Shapes that do not match the config.
+        std::fs::write(ckpt.join("model.safetensors"), &bytes).unwrap();
+        let bigger = GptConfig { n_embd: 16, ..config };
+        std::fs::write(ckpt.join("config.json"), bigger.to_hf_json()).unwrap();
+        let err = load_model::<f32>(&ckpt).unwrap_err().to_string();
+        assert!(err.contains("has shape") && err.contains("the model's config needs"), "{err}");
+    }
+    assert!(matches!(load_model::<f32>(&dir.0.join("nowhere")), Err(GptError::Io { .. })));
+}
+
+#[test]
+fn cached_and_uncached_generation_give_the_same_logits() {
+    let config = GptConfig::new(20, 12, 2, 2, 16);
+    let model = Gpt::<f32>::new(config, &mut rng(4)).unwrap();
+    let ids: Vec<u32> = (0..12).map(|i| (i * 7 % 20) as u32).collect();
+    let mut state = model.decode_state();
+    for t in 0..12 {
+        let cached = model.decode(&mut state, &ids[t..t + 1]).unwrap();
+        let full = model.logits(&ids[..t + 1], t + 1).unwrap();
+        let want = full.column(t);
+        let err = cached.iter().zip(want.iter()).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+        let scale = want.abs().max();
+        assert!(err <= 1e-6 * scale.max(1e-3), "position {t}: {err:e}");
+    }
+    assert!(model.decode(&mut state, &[1]).is_err(), "beyond block_size is a typed error");
+}
+
+#[test]
+fn sampling_settings_behave() {
+    let logits = [0.1f32, 3.0, 2.9, -1.0];
+    let greedy = SamplingConfig { temperature: 0.0, ..SamplingConfig::default() };
+    assert_eq!(choose(&logits, &greedy, &mut rng(0)).unwrap(), 1);
+    let top1 = SamplingConfig { top_k: Some(1), ..SamplingConfig::default() };
+    assert!((0..50).all(|s| choose(&logits, &top1, &mut rng(s)).unwrap() == 1));
+    let top2 = SamplingConfig { top_k: Some(2), ..SamplingConfig::default() };
+    assert!((0..200).all(|s| matches!(choose(&logits, &top2, &mut rng(s)).unwrap(), 1 | 2)));
+    let nucleus = SamplingConfig { top_p: Some(0.5), ..SamplingConfig::default() };
+    assert!((0..200).all(|s| choose(&logits, &nucleus, &mut rng(s)).unwrap() == 1));
+    for bad in [
+        SamplingConfig { temperature: -1.0, ..SamplingConfig::default() },
+        SamplingConfig { top_k: Some(0), ..SamplingConfig::default() },
+        SamplingConfig { top_p: Some(1.5), ..SamplingConfig::default() },
+    ] {
+        assert!(matches!(choose(&logits, &bad, &mut rng(0)), Err(GptError::Config { .. })));
+    }
+    assert!(choose(&[f32::NAN], &SamplingConfig::default(), &mut rng(0)).is_err());
+}
+
+#[test]
+fn long_prompts_are_cropped_and_generation_runs_past_block_size() {
+    let model = Gpt::<f32>::new(GptConfig::new(10, 8, 1, 2, 8), &mut rng(5)).unwrap();
+    let prompt: Vec<u32> = (0..30).map(|i| i % 10).collect();
+    let mut sampler = Sampler::new(&model, &prompt, SamplingConfig { seed: 3, ..SamplingConfig::default() }).unwrap();
+    // The logits after a cropped prompt are those of its last 8 tokens.
+    let direct = model.logits(&prompt[22..], 8).unwrap();
+    let err = sampler.logits().iter().zip(direct.column(7).iter()).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    assert!(err < 1e-5);
+    let out: Vec<u32> = (0..40).map(|_| sampler.next_token().unwrap()).collect();
+    assert!(out.iter().all(|&t| t < 10));
+    // The same seed gives the same text.
+    let mut again = Sampler::new(&model, &prompt, SamplingConfig { seed: 3, ..SamplingConfig::default() }).unwrap();
+    assert_eq!(out, (0..40).map(|_| again.next_token().unwrap()).collect::<Vec<_>>());
+}
+
+#[test]
+fn bad_configurations_and_data_are_typed_errors() {
+    let err = TrainConfig { n_embd: 30, n_head: 4, ..tiny(1) }.validate(10).unwrap_err();
+    assert!(err.to_string().contains("n_embd = 30: must be divisible by n_head = 4"), "{err}");
+    let err = TrainConfig { block_size: 0, ..tiny(1) }.validate(10).unwrap_err();
+    assert!(err.to_string().contains("block_size = 0"), "{err}");
+    let err = TrainConfig::preset("gpu-huge").unwrap_err();
+    assert_eq!(err.to_string(), "unknown preset `gpu-huge` (known: cpu-small, shakespeare-char, tiny)");
+    let err = Trainer::new(tiny(1), 8, &corpus(100)).unwrap_err();
+    assert!(matches!(err, GptError::CorpusTooShort { split: "validation", .. }), "{err}");
+    let err = Trainer::new(tiny(1), 5, &corpus(1000)).unwrap_err();
+    assert!(err.to_string().contains("outside the vocabulary of 5"), "{err}");
+    let model = Gpt::<f32>::new(GptConfig::new(10, 8, 1, 2, 8), &mut rng(0)).unwrap();
+    let err = model.loss(&Batch { inputs: &[1, 2, 30], targets: &[2, 3, 4], seq_len: 3 }).unwrap_err();
+    assert!(err.to_string().contains("token id 30 at position 2"), "{err}");
+    assert!(model.logits(&[1; 9], 9).is_err(), "longer than block_size");
+}
+
+#[test]
+fn a_diverging_run_stops_with_a_clear_error() {
+    let config = TrainConfig { lr: 1e30, min_lr: 1e29, grad_clip: 0.0, warmup_iters: 0, ..tiny(1) };
+    let mut trainer = Trainer::new(config, 8, &corpus(3000)).unwrap();
+    let err = (0..20).find_map(|_| trainer.train_step().err()).expect("the loss diverges");
+    assert!(matches!(err, GptError::NonFiniteLoss { .. }), "{err}");
+    assert!(err.to_string().contains("stopped"), "{err}");
+}
