@@ -34,6 +34,7 @@ pub use addmul_residual as residual;
 pub use addmul_softmax as softmax;
 pub use addmul_train as train;
 
+pub mod corpus;
 pub mod demos;
 
 /// What can go wrong in a demo or command: the underlying crates' errors,

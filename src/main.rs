@@ -5,6 +5,12 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// Training allocates and frees the same large buffers every step; mimalloc
+/// keeps them instead of returning them to the system and faulting them back
+/// in (measured: about a sixth of a training step's time with glibc's malloc).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Large language models from addition and multiplication.
 #[derive(Debug, Parser)]
 #[command(name = "addmul", version, about, long_about = None)]

@@ -48,7 +48,7 @@ mod matrix;
 mod param;
 
 pub use error::{Error, Result};
-pub use float::{Float, cast};
+pub use float::{Float, cast, tanh_f32};
 pub use gradcheck::{GradCheck, GradReport};
 pub use init::{Init, Rng, RngState, rng};
 pub use layer::Layer;
@@ -56,7 +56,7 @@ pub use matrix::{
     AnyMatrix, Matrix, MatrixView, Op, Shape, accumulate_column_sum, add_to_columns, convert, dot, expect_finite,
     expect_shape, gemm, matmul,
 };
-pub use param::{Param, ParamKind, Parameters, ParametersExt, join_name, visit_child, visit_child_mut};
+pub use param::{Param, ParamKind, Parameters, ParametersExt, join_name, sum_of_squares, visit_child, visit_child_mut};
 
 /// Re-exported so that users need not name nalgebra's version.
 pub use nalgebra;

@@ -265,8 +265,11 @@ pub fn convert<A: Float, B: Float>(m: &Matrix<A>) -> Matrix<B> {
 /// [`Error::ShapeMismatch`] if `v` is not `[m.rows, 1]`.
 pub fn add_to_columns<T: Float>(m: &mut Matrix<T>, v: &Matrix<T>) -> Result<()> {
     expect_shape("add_to_columns", v, Some(m.nrows()), Some(1))?;
-    let v = v.as_slice();
-    for mut col in m.column_iter_mut() {
+    let (rows, v) = (m.nrows(), v.as_slice());
+    if rows == 0 {
+        return Ok(());
+    }
+    for col in m.as_mut_slice().chunks_exact_mut(rows) {
         for (x, &b) in col.iter_mut().zip(v) {
             *x += b;
         }
@@ -281,9 +284,12 @@ pub fn add_to_columns<T: Float>(m: &mut Matrix<T>, v: &Matrix<T>) -> Result<()> 
 /// [`Error::ShapeMismatch`] if `acc` is not `[m.rows, 1]`.
 pub fn accumulate_column_sum<T: Float>(acc: &mut Matrix<T>, m: &Matrix<T>) -> Result<()> {
     expect_shape("accumulate_column_sum", acc, Some(m.nrows()), Some(1))?;
-    let acc = acc.as_mut_slice();
-    for col in m.column_iter() {
-        for (a, &x) in acc.iter_mut().zip(col.iter()) {
+    let (rows, acc) = (m.nrows(), acc.as_mut_slice());
+    if rows == 0 {
+        return Ok(());
+    }
+    for col in m.as_slice().chunks_exact(rows) {
+        for (a, &x) in acc.iter_mut().zip(col) {
             *a += x;
         }
     }

@@ -178,7 +178,7 @@ pub trait ParametersExt<T: Float>: Parameters<T> {
     /// The global L2 norm of all gradients, accumulated in `f64`.
     fn grad_norm(&self) -> f64 {
         let mut sum = 0.0;
-        self.visit(&mut |_, p| sum += p.grad().iter().map(|g| g.as_f64().powi(2)).sum::<f64>());
+        self.visit(&mut |_, p| sum += sum_of_squares(p.grad().as_slice()));
         sum.sqrt()
     }
 
@@ -222,6 +222,20 @@ pub trait ParametersExt<T: Float>: Parameters<T> {
 }
 
 impl<T: Float, P: Parameters<T> + ?Sized> ParametersExt<T> for P {}
+
+/// `Σ x²` accumulated in `f64`, eight lanes at a time (vectorisable).
+pub fn sum_of_squares<T: Float>(xs: &[T]) -> f64 {
+    let mut acc = [0.0f64; 8];
+    let chunks = xs.chunks_exact(8);
+    let rest: f64 = chunks.remainder().iter().map(|x| x.as_f64() * x.as_f64()).sum();
+    for c in chunks {
+        for l in 0..8 {
+            let v = c[l].as_f64();
+            acc[l] += v * v;
+        }
+    }
+    acc.iter().sum::<f64>() + rest
+}
 
 #[cfg(test)]
 mod tests {

@@ -114,20 +114,26 @@ impl<T: Float> Layer<T> for LayerNorm<T> {
 
     fn forward(&self, x: &Matrix<T>) -> Result<(Matrix<T>, LayerNormCache<T>)> {
         expect_shape("LayerNorm::forward", x, Some(self.dim()), None)?;
-        let d = T::of(self.dim() as f64);
+        let (d, n) = (self.dim(), x.ncols());
+        let inv_d = T::one() / T::of(d as f64);
         let eps = T::of(self.eps);
         let gamma = self.weight.value().as_slice();
         let beta = self.bias.as_ref().map(|b| b.value().as_slice());
         let mut x_hat = x.clone();
-        let mut y = x.clone();
-        let mut rstd = Vec::with_capacity(x.ncols());
-        for (mut xh, mut yc) in x_hat.column_iter_mut().zip(y.column_iter_mut()) {
-            let mean = xh.iter().fold(T::zero(), |a, &v| a + v) / d;
-            let var = xh.iter().fold(T::zero(), |a, &v| a + (v - mean) * (v - mean)) / d;
+        let mut y = Matrix::zeros(d, n);
+        let mut rstd = Vec::with_capacity(n);
+        for (xh, yc) in x_hat.as_mut_slice().chunks_exact_mut(d).zip(y.as_mut_slice().chunks_exact_mut(d)) {
+            let mean = xh.iter().fold(T::zero(), |a, &v| a + v) * inv_d;
+            let var = xh.iter().fold(T::zero(), |a, &v| a + (v - mean) * (v - mean)) * inv_d;
             let r = T::one() / (var + eps).sqrt();
-            for (i, (h, out)) in xh.iter_mut().zip(yc.iter_mut()).enumerate() {
+            for (h, (out, &g)) in xh.iter_mut().zip(yc.iter_mut().zip(gamma)) {
                 *h = (*h - mean) * r;
-                *out = gamma[i] * *h + beta.map_or(T::zero(), |b| b[i]);
+                *out = g * *h;
+            }
+            if let Some(beta) = beta {
+                for (out, &b) in yc.iter_mut().zip(beta) {
+                    *out += b;
+                }
             }
             rstd.push(r);
         }
@@ -139,25 +145,25 @@ impl<T: Float> Layer<T> for LayerNorm<T> {
     /// `dγ += Σ dy ⊙ x̂`, `dβ += Σ dy` over the columns.
     fn backward(&mut self, cache: &LayerNormCache<T>, dy: &Matrix<T>) -> Result<Matrix<T>> {
         expect_shape("LayerNorm::backward", dy, Some(self.dim()), Some(cache.x_hat.ncols()))?;
-        let d = T::of(self.dim() as f64);
-        let mut dx = Matrix::zeros(dy.nrows(), dy.ncols());
+        let d = self.dim();
+        let inv_d = T::one() / T::of(d as f64);
+        let mut dx = Matrix::zeros(d, dy.ncols());
         {
             let (gamma, dgamma) = self.weight.parts_mut();
             let (gamma, dgamma) = (gamma.as_slice(), dgamma.as_mut_slice());
-            for j in 0..dy.ncols() {
-                let (xh, g_out) = (cache.x_hat.column(j), dy.column(j));
+            let columns = cache.x_hat.as_slice().chunks_exact(d).zip(dy.as_slice().chunks_exact(d));
+            for ((xh, g_out), (dxc, &r)) in columns.zip(dx.as_mut_slice().chunks_exact_mut(d).zip(&cache.rstd)) {
                 let (mut mean_g, mut mean_gx) = (T::zero(), T::zero());
-                for i in 0..xh.len() {
+                for i in 0..d {
                     let g = gamma[i] * g_out[i];
                     mean_g += g;
                     mean_gx += g * xh[i];
                     dgamma[i] += g_out[i] * xh[i];
                 }
-                mean_g /= d;
-                mean_gx /= d;
-                let r = cache.rstd[j];
-                for (i, out) in dx.column_mut(j).iter_mut().enumerate() {
-                    *out = (gamma[i] * g_out[i] - mean_g - xh[i] * mean_gx) * r;
+                mean_g *= inv_d;
+                mean_gx *= inv_d;
+                for i in 0..d {
+                    dxc[i] = (gamma[i] * g_out[i] - mean_g - xh[i] * mean_gx) * r;
                 }
             }
         }

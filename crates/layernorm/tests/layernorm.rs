@@ -28,6 +28,9 @@ proptest! {
     fn layer_norm_gradients(d in 2..8usize, n in 1..5usize, seed: u64, scale in 0.1..5.0f64) {
         let mut ln = perturbed(d, seed);
         let x = normal(d, n, seed ^ 1) * scale;
+        // Nearly equal features make the normalisation so curved that finite
+        // differences, not the backward, become inaccurate.
+        prop_assume!(x.column_iter().all(|c| c.variance() > 0.01 * scale * scale));
         let probe = normal(d, n, seed ^ 2);
         let report = GradCheck::default().layer(&mut ln, &x, &probe).unwrap();
         prop_assert!(within(&report, TIGHT).is_ok(), "{}", report);
@@ -37,6 +40,8 @@ proptest! {
     fn rms_norm_gradients(d in 1..8usize, n in 1..5usize, seed: u64) {
         let mut rms = RmsNorm::<f64>::new(d);
         let x = normal(d, n, seed ^ 1);
+        // Near zero, x / rms(x) is a step function (exactly so for d = 1).
+        prop_assume!(x.column_iter().all(|c| c.norm_squared() / d as f64 > 0.1));
         let probe = normal(d, n, seed ^ 2);
         let report = GradCheck::default().layer(&mut rms, &x, &probe).unwrap();
         prop_assert!(within(&report, TIGHT).is_ok(), "{}", report);

@@ -85,12 +85,21 @@ impl<T: Float> Linear<T> {
     /// [`Error::ShapeMismatch`] if `x` is not `[in, n]`.
     pub fn apply(&self, x: &Matrix<T>) -> Result<Matrix<T>> {
         expect_shape("Linear::forward", x, Some(self.in_features()), None)?;
-        let mut y = Matrix::zeros(self.out_features(), x.ncols());
-        gemm(T::one(), self.weight.value(), Op::N, x, Op::N, T::zero(), &mut y)?;
-        if let Some(b) = &self.bias {
-            add_to_columns(&mut y, b.value())?;
+        let (out, n) = (self.out_features(), x.ncols());
+        match &self.bias {
+            // Start from the bias in every column and let the product add to it.
+            Some(b) => {
+                let mut y = Matrix::zeros(out, n);
+                add_to_columns(&mut y, b.value())?;
+                gemm(T::one(), self.weight.value(), Op::N, x, Op::N, T::one(), &mut y)?;
+                Ok(y)
+            }
+            None => {
+                let mut y = Matrix::zeros(out, n);
+                gemm(T::one(), self.weight.value(), Op::N, x, Op::N, T::zero(), &mut y)?;
+                Ok(y)
+            }
         }
-        Ok(y)
     }
 }
 

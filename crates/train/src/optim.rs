@@ -270,12 +270,14 @@ impl<T: Float> Optimizer<T> for AdamW<T> {
                 }),
             };
             let (w, g) = p.parts_mut();
-            for (((w, m), v), &g) in w.iter_mut().zip(state.m.iter_mut()).zip(state.v.iter_mut()).zip(g.iter()) {
+            let (w, g) = (w.as_mut_slice(), g.as_slice());
+            let (m, v) = (state.m.as_mut_slice(), state.v.as_mut_slice());
+            for i in 0..w.len() {
                 // The same operations, in the same order, as PyTorch's AdamW.
-                *m += one_b1 * (g - *m);
-                *v = b2 * *v + one_b2 * g * g;
-                let denom = v.sqrt() / bias2_sqrt + eps;
-                *w -= step_size * (*m / denom);
+                m[i] += one_b1 * (g[i] - m[i]);
+                v[i] = b2 * v[i] + one_b2 * g[i] * g[i];
+                let denom = v[i].sqrt() / bias2_sqrt + eps;
+                w[i] -= step_size * (m[i] / denom);
             }
             Ok(())
         })

@@ -1,0 +1,31 @@
+//! Embeds the book's own text, the corpus `addmul train` falls back to when
+//! it has no file and cannot download one.
+
+use std::path::Path;
+
+fn main() {
+    let src = Path::new("book/src");
+    println!("cargo:rerun-if-changed=book/src");
+    let mut chapters: Vec<_> = std::fs::read_dir(src)
+        .map(|d| {
+            d.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "md")).collect()
+        })
+        .unwrap_or_default();
+    chapters.sort();
+    let mut text = String::new();
+    for path in chapters {
+        if path.file_name().is_some_and(|n| n == "SUMMARY.md") {
+            continue;
+        }
+        if let Ok(chapter) = std::fs::read_to_string(&path) {
+            // Keep the prose; drop mdBook's directives.
+            for line in chapter.lines().filter(|l| !l.trim_start().starts_with("{{#")) {
+                text.push_str(line);
+                text.push('\n');
+            }
+            text.push('\n');
+        }
+    }
+    let out = Path::new(&std::env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("book.txt");
+    std::fs::write(out, text).expect("OUT_DIR is writable");
+}
