@@ -93,6 +93,27 @@ impl GptConfig {
         v * c + t * c + l * per_block + (c + b * c)
     }
 
+    /// Parameters that take part in matrix products: every block's four
+    /// weight matrices and the (tied) output head, `V · C` (biases, layer
+    /// norms and the position table do not multiply anything).
+    pub fn matmul_params(&self) -> usize {
+        let c = self.n_embd;
+        self.n_layer * 12 * c * c + self.vocab_size * c
+    }
+
+    // ANCHOR: flops
+    /// Floating-point operations of one training step on `tokens` tokens of
+    /// sequences of `seq_len`, counted the usual way: `6 N` per token for the
+    /// matrix products (2 per multiply-add, backward twice the forward) plus
+    /// `12 · n_layer · seq_len · C` for the attention scores and weighted
+    /// sums (without taking the causal mask's saving into account), as the
+    /// PyTorch reference counts them.
+    pub fn training_flops(&self, tokens: usize, seq_len: usize) -> f64 {
+        let per_token = 6.0 * self.matmul_params() as f64 + 12.0 * (self.n_layer * seq_len * self.n_embd) as f64;
+        per_token * tokens as f64
+    }
+    // ANCHOR_END: flops
+
     /// The Hugging Face `config.json` of a `GPT2LMHeadModel` with this shape.
     pub fn to_hf_json(&self) -> String {
         let value = serde_json::json!({

@@ -258,3 +258,18 @@ fn a_diverging_run_stops_with_a_clear_error() {
     assert!(matches!(err, GptError::NonFiniteLoss { .. }), "{err}");
     assert!(err.to_string().contains("stopped"), "{err}");
 }
+
+#[test]
+fn parameter_and_flop_counts() {
+    let config = GptConfig::new(65, 64, 4, 4, 128);
+    let model = Gpt::<f32>::new(config, &mut rng(0)).unwrap();
+    use addmul_core::ParametersExt;
+    assert_eq!(model.num_params(), config.num_params());
+    assert_eq!(config.num_params(), 809_856);
+    // The PyTorch reference counts 794,752 matmul parameters and 3.964 GFLOP
+    // per cpu-small step (12 x 64 tokens; 3.964 to four figures).
+    assert_eq!(config.matmul_params(), 794_752);
+    assert!((config.training_flops(12 * 64, 64) / 1e9 - 3.964_207).abs() < 1e-6);
+    let no_bias = GptConfig { bias: false, ..config };
+    assert_eq!(Gpt::<f32>::new(no_bias, &mut rng(0)).unwrap().num_params(), no_bias.num_params());
+}
