@@ -33,9 +33,9 @@
 //! ```
 //! use addmul_tokenizer::{BpeTrainer, Tokenizer};
 //!
-//! let text = "the cat sat on the mat. the cats sat on the mats.";
-//! // 256 byte tokens + 20 merges.
-//! let bpe = BpeTrainer::new(276).train(text)?;
+//! let text = "a cat and a cat and the cat and the cats";
+//! // 256 byte tokens + 8 merges.
+//! let bpe = BpeTrainer::new(264).train(text)?;
 //! let ids = bpe.encode(" cats")?;
 //! let pieces: Vec<String> = ids.iter().map(|&id| bpe.token_text(id)).collect::<Result<_, _>>()?;
 //! assert_eq!(pieces, [" cat", "s"]);
