@@ -9,15 +9,19 @@
 //! | [`train`] | `addmul-train` | optimizers, schedules, the epoch loop |
 //! | [`leafflower`] | `addmul-leafflower` | the article's leaf/flower network |
 //! | [`plot`] | `addmul-plot` | SVG figures |
+//! | [`tokenizer`] | `addmul-tokenizer` | characters, byte-level BPE (GPT-2), SentencePiece-style subwords |
+//! | [`charlm`] | `addmul-charlm` | the article's 12-character language model |
 //!
 //! The `addmul` command runs the book's examples; see `addmul --help`.
 #![deny(missing_docs)]
 
+pub use addmul_charlm as charlm;
 pub use addmul_core as core;
 pub use addmul_leafflower as leafflower;
 pub use addmul_nn as nn;
 pub use addmul_plot as plot;
 pub use addmul_softmax as softmax;
+pub use addmul_tokenizer as tokenizer;
 pub use addmul_train as train;
 
 pub mod demos;
@@ -30,6 +34,9 @@ pub enum Error {
     /// A numeric error (shapes, values, configuration).
     #[error(transparent)]
     Numeric(#[from] addmul_core::Error),
+    /// The character model failed (a character outside its alphabet, ...).
+    #[error(transparent)]
+    CharLm(#[from] addmul_charlm::Error),
     /// A figure could not be drawn or saved.
     #[error(transparent)]
     Plot(#[from] addmul_plot::PlotError),

@@ -1,6 +1,8 @@
 //! The book's runnable examples, shared by `cargo run --example` and the
 //! `addmul` command.
 
+mod char_model;
 mod leaf_flower;
 
+pub use char_model::{CharModelDemo, CharModelOptions, char_model};
 pub use leaf_flower::{LeafFlowerOptions, LeafFlowerRuns, decision_regions, leaf_flower, loss_curves};

@@ -2,6 +2,7 @@
 //! transcripts and figures its chapters cite.
 
 mod leaf_flower;
+mod tokenizer;
 
 use std::path::PathBuf;
 
@@ -55,5 +56,6 @@ impl Values {
 /// Runs every generator.
 pub fn generate_all(g: &mut Gen) -> Result<()> {
     leaf_flower::generate(g).context("chapters 1-2 (leaf/flower)")?;
+    tokenizer::generate(g).context("chapters 3 and 6 (text as numbers, tokenizers)")?;
     Ok(())
 }
