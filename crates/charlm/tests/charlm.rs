@@ -3,6 +3,7 @@
 use addmul_charlm::{CharModelConfig, Error, NURSERY_RHYMES, Sampling, examples, train};
 use addmul_core::rng;
 
+// ANCHOR: humpty_test
 /// A fifth of the book's training (40 epochs instead of 200) is enough for
 /// the article's example.
 #[test]
@@ -18,6 +19,7 @@ fn humpty_dumpt_is_followed_by_y() {
     let text = run.model.generate("humpty dumpt", 40, Sampling::Greedy, &mut rng(0)).unwrap();
     assert!(text.starts_with('y') && text.chars().count() == 40, "{text}");
 }
+// ANCHOR_END: humpty_test
 
 #[test]
 fn windows_are_padded_at_the_start() {

@@ -35,7 +35,8 @@ fn corpus() -> Option<String> {
 fn gpt2() -> Bpe {
     let tk = tiktoken_rs::r50k_base().expect("tiktoken-rs bundles GPT-2");
     let b64 = base64::engine::general_purpose::STANDARD;
-    let ranks: String = (0..50256u32).map(|id| format!("{} {id}\n", b64.encode(tk.decode_bytes(&[id]).unwrap()))).collect();
+    let ranks: String =
+        (0..50256u32).map(|id| format!("{} {id}\n", b64.encode(tk.decode_bytes(&[id]).unwrap()))).collect();
     Bpe::gpt2_from_tiktoken(&ranks).expect("a valid rank file")
 }
 
@@ -47,7 +48,9 @@ fn benches(c: &mut Criterion) {
     g.bench_function("bpe_4096_gpt2_split", |b| {
         b.iter(|| BpeTrainer::new(4096).pattern(Some(Pattern::Gpt2)).train(black_box(&text)).unwrap())
     });
-    g.bench_function("bpe_4096_no_split", |b| b.iter(|| BpeTrainer::new(4096).pattern(None).train(black_box(&text)).unwrap()));
+    g.bench_function("bpe_4096_no_split", |b| {
+        b.iter(|| BpeTrainer::new(4096).pattern(None).train(black_box(&text)).unwrap())
+    });
     g.bench_function("unigram_4096", |b| b.iter(|| UnigramTrainer::new(4096).train(black_box(&text)).unwrap()));
     g.finish();
 

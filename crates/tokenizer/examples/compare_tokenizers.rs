@@ -48,13 +48,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Ok(())
     };
 
-    for (name, pattern) in [("byte-level BPE, GPT-2 pre-split", Some(Pattern::Gpt2)), ("byte-level BPE, no pre-split", None)]
+    for (name, pattern) in
+        [("byte-level BPE, GPT-2 pre-split", Some(Pattern::Gpt2)), ("byte-level BPE, no pre-split", None)]
     {
         let start = Instant::now();
         let bpe = BpeTrainer::new(vocab).pattern(pattern).train(&text)?;
         let secs = start.elapsed().as_secs_f64();
         report(name, &bpe, secs)?;
-        let first: Vec<String> = bpe.merges().iter().take(8).map(|m| bpe.token_text(m.token)).collect::<Result<_, _>>()?;
+        let first: Vec<String> =
+            bpe.merges().iter().take(8).map(|m| bpe.token_text(m.token)).collect::<Result<_, _>>()?;
         println!("{:<34} first merges: {first:?}", "");
     }
     let start = Instant::now();

@@ -152,7 +152,10 @@ impl Bpe {
                 return Err(Error::inconsistent(format!("token {id} is empty")));
             }
             if let Some(first) = ranks.insert(t.clone(), id as u32) {
-                return Err(Error::inconsistent(format!("tokens {first} and {id} are both {:?}", bytes::to_gpt2_text(t))));
+                return Err(Error::inconsistent(format!(
+                    "tokens {first} and {id} are both {:?}",
+                    bytes::to_gpt2_text(t)
+                )));
             }
         }
         if let Some(b) = (0..=255u8).find(|b| !ranks.contains_key(&[*b][..])) {
@@ -255,7 +258,11 @@ impl Bpe {
     // ANCHOR_END: encode_piece
 
     fn encode_ordinary_into(&self, text: &str, out: &mut Vec<u32>) -> Result<()> {
-        match &self.splitter {
+        self.encode_ordinary_split(self.splitter.as_ref(), text, out)
+    }
+
+    fn encode_ordinary_split(&self, splitter: Option<&Splitter>, text: &str, out: &mut Vec<u32>) -> Result<()> {
+        match splitter {
             Some(s) => s.for_each_piece(text, |p| self.encode_piece(p.as_bytes(), out)),
             None => {
                 if !text.is_empty() {
@@ -367,12 +374,16 @@ impl Bpe {
             let workers: Vec<_> = (0..threads)
                 .map(|_| {
                     s.spawn(|| {
+                        // A clone of the regex has its own scratch space: no
+                        // contention between the threads.
+                        let splitter = self.splitter.clone();
                         let mut done = Vec::new();
                         loop {
                             let i = next.fetch_add(1, Ordering::Relaxed);
                             let Some(chunk) = chunks.get(i) else { break };
                             let mut out = Vec::with_capacity(chunk.len() / 3);
-                            self.encode_ordinary_into(chunk, &mut out).expect("the GPT-2 pattern never fails");
+                            self.encode_ordinary_split(splitter.as_ref(), chunk, &mut out)
+                                .expect("the GPT-2 pattern never fails");
                             done.push((i, out));
                         }
                         done
@@ -385,6 +396,15 @@ impl Bpe {
         Ok(results.into_iter().flat_map(|(_, ids)| ids).collect())
     }
     // ANCHOR_END: parallel
+
+    /// The text of `ids`.
+    ///
+    /// # Errors
+    /// [`Error::UnknownId`], or [`Error::InvalidUtf8`] if the ids end or
+    /// split in the middle of a character (use [`Bpe::decode_bytes`]).
+    pub fn decode(&self, ids: &[u32]) -> Result<String> {
+        utf8(self.decode_bytes(ids)?)
+    }
 
     /// The bytes of `ids`, concatenated.
     ///
@@ -577,7 +597,13 @@ impl Bpe {
                 let raw = BASE64.decode(&rest[7..]).map_err(|e| Error::parse(F, n, format!("pattern: {e}")))?;
                 Some(Pattern::Custom(String::from_utf8(raw).map_err(|_| Error::parse(F, n, "pattern is not UTF-8"))?))
             }
-            _ => return Err(Error::parse(F, n, format!("expected `pattern none|gpt2|custom <base64>`, got {pattern:?}"))),
+            _ => {
+                return Err(Error::parse(
+                    F,
+                    n,
+                    format!("expected `pattern none|gpt2|custom <base64>`, got {pattern:?}"),
+                ));
+            }
         };
         let count = |line: (usize, &str), key: &str| -> Result<usize> {
             line.1
@@ -638,8 +664,9 @@ impl Bpe {
 }
 
 fn parse_rank_line(line: &str, n: usize, format: &'static str) -> Result<(Vec<u8>, u32)> {
-    let (b64, rank) =
-        line.split_once(' ').ok_or_else(|| Error::parse(format, n, format!("expected `<base64> <id>`, got {line:?}")))?;
+    let (b64, rank) = line
+        .split_once(' ')
+        .ok_or_else(|| Error::parse(format, n, format!("expected `<base64> <id>`, got {line:?}")))?;
     let bytes = BASE64.decode(b64).map_err(|e| Error::parse(format, n, format!("bad base64 {b64:?}: {e}")))?;
     let rank = rank.parse().map_err(|_| Error::parse(format, n, format!("bad id {rank:?}")))?;
     Ok((bytes, rank))
@@ -656,20 +683,11 @@ fn parse_rank_lines<'a>(lines: impl Iterator<Item = (usize, &'a str)>, format: &
     pairs.sort_by_key(|(_, r)| *r);
     for (i, (_, r)) in pairs.iter().enumerate() {
         if *r as usize != i {
-            return Err(Error::inconsistent(format!("{format}: ranks must be 0..{} once each; rank {i} is {r}", pairs.len())));
+            return Err(Error::inconsistent(format!(
+                "{format}: ranks must be 0..{} once each; rank {i} is {r}",
+                pairs.len()
+            )));
         }
     }
     Ok(pairs.into_iter().map(|(b, _)| b).collect())
-}
-
-/// `text` decoded from `ids`, as a `String` (for the inherent API).
-impl Bpe {
-    /// The text of `ids`.
-    ///
-    /// # Errors
-    /// [`Error::UnknownId`], or [`Error::InvalidUtf8`] if the ids end or
-    /// split in the middle of a character.
-    pub fn decode(&self, ids: &[u32]) -> Result<String> {
-        utf8(self.decode_bytes(ids)?)
-    }
 }

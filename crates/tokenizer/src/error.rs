@@ -111,10 +111,8 @@ impl Error {
 
 /// Turns decoded bytes into a `String`, or [`Error::InvalidUtf8`].
 pub(crate) fn utf8(bytes: Vec<u8>) -> Result<String> {
-    String::from_utf8(bytes).map_err(|e| Error::InvalidUtf8 {
-        valid_up_to: e.utf8_error().valid_up_to(),
-        len: e.as_bytes().len(),
-    })
+    String::from_utf8(bytes)
+        .map_err(|e| Error::InvalidUtf8 { valid_up_to: e.utf8_error().valid_up_to(), len: e.as_bytes().len() })
 }
 
 /// Reads a whole file as UTF-8, with the path in the error.

@@ -3,6 +3,7 @@
 
 use crate::{Error, Result};
 
+// ANCHOR: gpt2_pattern
 /// GPT-2's pre-splitting pattern, exactly as OpenAI released it.
 ///
 /// Contractions (`'s`, `'ll`, ...), then a letter run, a digit run or a run of
@@ -10,6 +11,7 @@ use crate::{Error, Result};
 /// `\s+(?!\S)` keeps the last space of a run for the next word, so that
 /// `"  two"` splits into `" "` and `" two"`.
 pub const GPT2_PATTERN: &str = r"'(?:[sdmt]|ll|ve|re)| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+";
+// ANCHOR_END: gpt2_pattern
 
 /// The same pattern without the look-ahead, for the `regex` crate; the
 /// look-ahead is applied by hand in [`Splitter::for_each_piece`].
@@ -46,7 +48,8 @@ pub(crate) enum Splitter {
 
 impl Splitter {
     pub(crate) fn new(pattern: &Pattern) -> Result<Self> {
-        let err = |e: &dyn std::fmt::Display| Error::Pattern { pattern: pattern.as_str().into(), message: e.to_string() };
+        let err =
+            |e: &dyn std::fmt::Display| Error::Pattern { pattern: pattern.as_str().into(), message: e.to_string() };
         Ok(match pattern {
             Pattern::Gpt2 => Splitter::Gpt2(regex::Regex::new(GPT2_FAST).map_err(|e| err(&e))?),
             Pattern::Custom(p) => Splitter::Custom(fancy_regex::Regex::new(p).map_err(|e| err(&e))?),

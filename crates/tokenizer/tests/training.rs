@@ -56,7 +56,10 @@ fn vocabulary_below_256_is_an_error() {
     assert!(matches!(e, Error::VocabTooSmall { requested: 255, minimum: 256, .. }), "{e}");
     let e = BpeTrainer::new(256).special_tokens(["<|endoftext|>"]).train("abc").unwrap_err();
     assert!(matches!(e, Error::VocabTooSmall { minimum: 257, .. }), "{e}");
-    assert!(matches!(BpeTrainer::new(300).pattern(Some(Pattern::Custom("(".into()))).train("a"), Err(Error::Pattern { .. })));
+    assert!(matches!(
+        BpeTrainer::new(300).pattern(Some(Pattern::Custom("(".into()))).train("a"),
+        Err(Error::Pattern { .. })
+    ));
 }
 
 #[test]

@@ -36,14 +36,17 @@ fn list(ids: &[u32]) -> String {
 
 /// Tokens as quoted strings: `"▁the", "▁cat", "s"`.
 fn pieces(tok: &dyn Tokenizer, ids: &[u32]) -> Result<String> {
-    let texts: Vec<String> = ids.iter().map(|&i| tok.token_text(i).map(|t| format!("{t:?}"))).collect::<Result<_, _>>()?;
+    let texts: Vec<String> =
+        ids.iter().map(|&i| tok.token_text(i).map(|t| format!("{t:?}"))).collect::<Result<_, _>>()?;
     Ok(texts.join(", "))
 }
 
 fn chapter3(g: &mut Gen) -> Result<()> {
     // The article's code.
     let code = ArticleChars;
-    let mut table = String::from("| character | a | b | c | ... | y | z | space | newline | `.` | `,` | `'` | `!` | `?` | `;` | `:` | `-` |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n| number |");
+    let mut table = String::from(
+        "| character | a | b | c | ... | y | z | space | newline | `.` | `,` | `'` | `!` | `?` | `;` | `:` | `-` |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n| number |",
+    );
     for c in ['a', 'b', 'c'] {
         table.push_str(&format!(" {} |", ArticleChars::id(c).expect("a letter")));
     }
@@ -92,7 +95,8 @@ fn chapter3(g: &mut Gen) -> Result<()> {
     g.num("ch03.first_train_loss", first.train_loss, 2);
     g.num("ch03.last_train_loss", last.train_loss, 2);
     g.num("ch03.uniform_loss", (charlm::NUM_CHARS as f64).ln(), 2);
-    let best_val = epochs.iter().min_by(|a, b| a.val_loss.unwrap_or(f64::MAX).total_cmp(&b.val_loss.unwrap_or(f64::MAX)));
+    let best_val =
+        epochs.iter().min_by(|a, b| a.val_loss.unwrap_or(f64::MAX).total_cmp(&b.val_loss.unwrap_or(f64::MAX)));
     let best_val = best_val.expect("validated");
     g.num("ch03.best_val_loss", best_val.val_loss.unwrap_or(f64::NAN), 2);
     g.num("ch03.best_val_epoch", best_val.epoch as f64, 0);
@@ -107,7 +111,10 @@ fn chapter3(g: &mut Gen) -> Result<()> {
     g.percent("ch03.p_had", p_of('h'));
     LineChart::new("The character model: training and validation loss", "epoch", "cross-entropy")
         .series(Series::new("training", epochs.iter().map(|r| (r.epoch as f64, r.train_loss)).collect()))
-        .series(Series::new("validation", epochs.iter().map(|r| (r.epoch as f64, r.val_loss.unwrap_or(f64::NAN))).collect()))
+        .series(Series::new(
+            "validation",
+            epochs.iter().map(|r| (r.epoch as f64, r.val_loss.unwrap_or(f64::NAN))).collect(),
+        ))
         .save(g.figure("ch03_char_model_loss.svg"))?;
     Ok(())
 }
@@ -154,7 +161,8 @@ fn chapter6(g: &mut Gen) -> Result<()> {
     let uni = UnigramTrainer::new(large).train(rhymes)?;
     let spbpe = SentencePieceBpeTrainer::new(large).train(rhymes)?;
     let sentence = "the cats sat";
-    for (key, tok) in [("bpe", &bpe as &dyn Tokenizer), ("bpe_large", &bpe_large), ("unigram", &uni), ("spbpe", &spbpe)] {
+    for (key, tok) in [("bpe", &bpe as &dyn Tokenizer), ("bpe_large", &bpe_large), ("unigram", &uni), ("spbpe", &spbpe)]
+    {
         let ids = tok.encode(sentence)?;
         g.values.set(&format!("ch06.rhymes.{key}.pieces"), pieces(tok, &ids)?);
         g.values.set(&format!("ch06.rhymes.{key}.ids"), list(&ids));
@@ -163,7 +171,11 @@ fn chapter6(g: &mut Gen) -> Result<()> {
         Ok(bpe.encode(" cats")?.iter().map(|&i| bpe.token_text(i)).collect::<Result<_, _>>()?)
     };
     ensure!(split_of(&bpe)? == [" cat", "s"], "\" cats\" now splits as {:?}: update chapter 6", split_of(&bpe)?);
-    ensure!(split_of(&bpe_large)? == [" cats"], "\" cats\" now splits as {:?}: update chapter 6", split_of(&bpe_large)?);
+    ensure!(
+        split_of(&bpe_large)? == [" cats"],
+        "\" cats\" now splits as {:?}: update chapter 6",
+        split_of(&bpe_large)?
+    );
     g.values.set("ch06.rhymes.first_merges", first_merges(&bpe, 10)?);
     g.num("ch06.rhymes.chars", rhymes.chars().count() as f64, 0);
     g.num("ch06.rhymes.bpe_tokens", bpe.encode(rhymes)?.len() as f64, 0);
@@ -178,18 +190,32 @@ fn chapter6(g: &mut Gen) -> Result<()> {
     g.num("ch06.gpt2.vocab", gpt2.vocab_size() as f64, 0);
     g.num("ch06.gpt2.merges", (gpt2.num_mergeable() - 256) as f64, 0);
     g.values.set("ch06.gpt2.hello", list(&gpt2.encode("Hello world")?));
-    for (key, text) in [("cats", " cats"), ("tokenizers", " tokenizers"), ("emoji", "🤖"), ("humpty", "Humpty Dumpty")] {
+    for (key, text) in [("cats", " cats"), ("tokenizers", " tokenizers"), ("emoji", "🤖"), ("humpty", "Humpty Dumpty")]
+    {
         let ids = gpt2.encode(text)?;
         g.values.set(&format!("ch06.gpt2.{key}.ids"), list(&ids));
         g.values.set(&format!("ch06.gpt2.{key}.pieces"), pieces(&gpt2, &ids)?);
         g.num(&format!("ch06.gpt2.{key}.count"), ids.len() as f64, 0);
     }
+    let emoji = gpt2.encode("🤖")?;
+    let hex: Vec<String> = emoji
+        .iter()
+        .map(|&id| {
+            let b = gpt2.token_bytes(id).unwrap_or_default();
+            b.iter().map(|x| format!("{x:02X}")).collect::<Vec<_>>().join(" ")
+        })
+        .collect();
+    g.values.set("ch06.gpt2.emoji.bytes", hex.join(" | "));
+    g.values.set("ch06.gpt2.emoji.utf8", "🤖".bytes().map(|x| format!("{x:02X}")).collect::<Vec<_>>().join(" "));
     g.values.set("ch06.gpt2.space", bytes::byte_to_char(b' '));
     g.values.set("ch06.gpt2.newline", bytes::byte_to_char(b'\n'));
     let eot = gpt2.encode_with("a<|endoftext|>b", &SpecialPolicy::allow_all())?;
     g.values.set("ch06.gpt2.eot", list(&eot));
     let split = addmul::tokenizer::split(&Pattern::Gpt2, "I'm  here, aren't I?")?;
-    g.values.set("ch06.gpt2.split", split.iter().map(|p| format!("`{}`", p.replace(' ', "␣"))).collect::<Vec<_>>().join(" "));
+    g.values.set(
+        "ch06.gpt2.split",
+        split.iter().map(|p| format!("`{}`", p.replace(' ', "␣"))).collect::<Vec<_>>().join(" "),
+    );
 
     // tinyshakespeare: measured when the corpus is here, read back otherwise.
     let measured = measured_path();
