@@ -34,11 +34,15 @@ fn list(ids: &[u32]) -> String {
     format!("{ids:?}")
 }
 
-/// Tokens as quoted strings: `"▁the", "▁cat", "s"`.
+/// A token as inline code, spaces shown as `␣`.
+fn code(token: &str) -> String {
+    format!("`{}`", token.replace(' ', "␣").replace('\n', "\\n"))
+}
+
+/// Tokens as inline code: `` `▁the` `▁cat` `s` ``.
 fn pieces(tok: &dyn Tokenizer, ids: &[u32]) -> Result<String> {
-    let texts: Vec<String> =
-        ids.iter().map(|&i| tok.token_text(i).map(|t| format!("{t:?}"))).collect::<Result<_, _>>()?;
-    Ok(texts.join(", "))
+    let texts: Vec<String> = ids.iter().map(|&i| tok.token_text(i).map(|t| code(&t))).collect::<Result<_, _>>()?;
+    Ok(texts.join(" "))
 }
 
 fn chapter3(g: &mut Gen) -> Result<()> {
@@ -133,7 +137,7 @@ fn gpt2() -> Result<Bpe> {
 /// The merges' tokens as quoted strings.
 fn first_merges(bpe: &Bpe, n: usize) -> Result<String> {
     let tokens: Vec<String> = bpe.merges().iter().take(n).map(|m| bpe.token_text(m.token)).collect::<Result<_, _>>()?;
-    Ok(tokens.iter().map(|t| format!("`{}`", t.replace(' ', "␣").replace('\n', "\\n"))).collect::<Vec<_>>().join(", "))
+    Ok(tokens.iter().map(|t| code(t)).collect::<Vec<_>>().join(" "))
 }
 
 fn chapter6(g: &mut Gen) -> Result<()> {
@@ -142,7 +146,9 @@ fn chapter6(g: &mut Gen) -> Result<()> {
     let merges: Vec<String> = bpe
         .merges()
         .iter()
-        .map(|m| format!("({}, {}) → {} `{}`", m.left, m.right, m.token, bpe.token_text(m.token).unwrap_or_default()))
+        .map(|m| {
+            format!("({}, {}) → {} {}", m.left, m.right, m.token, code(&bpe.token_text(m.token).unwrap_or_default()))
+        })
         .collect();
     g.values.set("ch06.minbpe_merges", merges.join(", "));
     g.values.set("ch06.minbpe_ids", list(&bpe.encode("aaabdaaabac")?));
@@ -205,17 +211,18 @@ fn chapter6(g: &mut Gen) -> Result<()> {
             b.iter().map(|x| format!("{x:02X}")).collect::<Vec<_>>().join(" ")
         })
         .collect();
-    g.values.set("ch06.gpt2.emoji.bytes", hex.join(" | "));
+    g.values.set("ch06.gpt2.emoji.bytes", hex.join(", "));
     g.values.set("ch06.gpt2.emoji.utf8", "🤖".bytes().map(|x| format!("{x:02X}")).collect::<Vec<_>>().join(" "));
     g.values.set("ch06.gpt2.space", bytes::byte_to_char(b' '));
     g.values.set("ch06.gpt2.newline", bytes::byte_to_char(b'\n'));
     let eot = gpt2.encode_with("a<|endoftext|>b", &SpecialPolicy::allow_all())?;
     g.values.set("ch06.gpt2.eot", list(&eot));
     let split = addmul::tokenizer::split(&Pattern::Gpt2, "I'm  here, aren't I?")?;
-    g.values.set(
-        "ch06.gpt2.split",
-        split.iter().map(|p| format!("`{}`", p.replace(' ', "␣"))).collect::<Vec<_>>().join(" "),
-    );
+    g.values.set("ch06.gpt2.split", split.iter().map(|p| code(p)).collect::<Vec<_>>().join(" "));
+    let reference: Value = serde_json::from_str(&std::fs::read_to_string(
+        crate::project_root().join("crates/tokenizer/tests/data/gpt2_reference.json"),
+    )?)?;
+    g.num("ch06.gpt2.reference_cases", reference["cases"].as_array().map_or(0, Vec::len) as f64, 0);
 
     // tinyshakespeare: measured when the corpus is here, read back otherwise.
     let measured = measured_path();
@@ -293,6 +300,7 @@ fn measure_corpus(text: &str, gpt2: &Bpe) -> Result<Value> {
         "spbpe_tokens": count(&spbpe)?,
         "unigram_tokens": count(&uni)?,
         "vocab": vocab as u64,
+        "merges": (vocab - 256) as u64,
         "bpe_first_merges": first_merges(&bpe, 12)?,
         "bpe_nosplit_first_merges": first_merges(&raw, 12)?,
         "bpe_cats": cats(&bpe)?,
