@@ -2,10 +2,13 @@
 //! fallback; a unigram language model and BPE in that convention.
 
 use std::fmt;
+use std::path::Path;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use rustc_hash::FxHashMap;
 
-use crate::error::utf8;
+use crate::error::{read_text, utf8};
 use crate::merge::merge_by_rank;
 use crate::train::PairMerger;
 use crate::{Error, Result, Tokenizer};
@@ -858,6 +861,170 @@ impl SentencePieceBpeTrainer {
         }
         let ids = ids.into_iter().map(|(p, i)| (p, i + FIRST_PIECE)).collect();
         Ok(SentencePieceBpe { pieces, ids, ranks, dummy_prefix: self.dummy_prefix })
+    }
+}
+
+// --- files -------------------------------------------------------------------
+
+/// Writes a subword model: a header, the dummy-prefix flag, then one line per
+/// piece: a value (score or rank) and the piece in base64.
+fn write_model(magic: &str, dummy_prefix: bool, lines: impl Iterator<Item = (String, String)>) -> String {
+    let lines: Vec<(String, String)> = lines.collect();
+    let mut s = format!("{magic}\ndummy_prefix {dummy_prefix}\npieces {}\n", lines.len());
+    for (value, piece) in lines {
+        s.push_str(&format!("{value} {}\n", BASE64.encode(piece)));
+    }
+    s
+}
+
+/// Reads [`write_model`]'s format: the flag and every (value, piece).
+fn read_model(format: &'static str, magic: &str, text: &str) -> Result<(bool, Vec<(String, String)>)> {
+    let mut lines = text.lines().enumerate().map(|(i, l)| (i + 1, l));
+    let mut next = |what: &str| lines.next().ok_or_else(|| Error::parse(format, 0, format!("ends before {what}")));
+    let (n, header) = next("the header")?;
+    if header != magic {
+        return Err(Error::parse(format, n, format!("expected {magic:?}, got {header:?}")));
+    }
+    let (n, flag) = next("the dummy prefix flag")?;
+    let dummy_prefix = match flag {
+        "dummy_prefix true" => true,
+        "dummy_prefix false" => false,
+        _ => return Err(Error::parse(format, n, format!("expected `dummy_prefix true|false`, got {flag:?}"))),
+    };
+    let (n, count) = next("the piece count")?;
+    let count: usize = count
+        .strip_prefix("pieces ")
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| Error::parse(format, n, format!("expected `pieces <count>`, got {count:?}")))?;
+    let mut out = Vec::with_capacity(count);
+    for _ in 0..count {
+        let (n, line) = next("the last piece")?;
+        let (value, b64) = line
+            .split_once(' ')
+            .ok_or_else(|| Error::parse(format, n, format!("expected `<value> <base64 piece>`, got {line:?}")))?;
+        let bytes = BASE64.decode(b64).map_err(|e| Error::parse(format, n, format!("bad base64 {b64:?}: {e}")))?;
+        let piece = String::from_utf8(bytes).map_err(|_| Error::parse(format, n, "piece is not UTF-8"))?;
+        out.push((value.to_string(), piece));
+    }
+    if let Some((n, extra)) = lines.find(|(_, l)| !l.is_empty()) {
+        return Err(Error::parse(format, n, format!("unexpected line after the pieces: {extra:?}")));
+    }
+    Ok((dummy_prefix, out))
+}
+
+fn write_file(path: &Path, text: String) -> Result<()> {
+    std::fs::write(path, text).map_err(|source| Error::Io { context: format!("writing {}", path.display()), source })
+}
+
+const UNIGRAM_MAGIC: &str = "addmul-unigram v1";
+const SPBPE_MAGIC: &str = "addmul-sentencepiece-bpe v1";
+
+impl Unigram {
+    /// The model as UTF-8 text:
+    ///
+    /// ```text
+    /// addmul-unigram v1
+    /// dummy_prefix true
+    /// pieces 3840
+    /// -3.1415 4paBdGhl          (score, base64 of the piece "▁the"; id 256 + line)
+    /// ...
+    /// ```
+    pub fn to_file_string(&self) -> String {
+        write_model(
+            UNIGRAM_MAGIC,
+            self.dummy_prefix,
+            self.pieces.iter().zip(&self.scores).map(|(p, s)| (format!("{s:e}"), p.clone())),
+        )
+    }
+
+    /// Reads [`Unigram::to_file_string`]'s format.
+    ///
+    /// # Errors
+    /// [`Error::Parse`] with the line for anything malformed or missing, and
+    /// as [`Unigram::new`].
+    pub fn from_file_string(text: &str) -> Result<Self> {
+        const F: &str = "addmul-unigram file";
+        let (dummy_prefix, lines) = read_model(F, UNIGRAM_MAGIC, text)?;
+        let mut pieces = Vec::with_capacity(lines.len());
+        for (i, (score, piece)) in lines.into_iter().enumerate() {
+            let score: f64 = score.parse().map_err(|_| Error::parse(F, i + 4, format!("bad score {score:?}")))?;
+            pieces.push((piece, score));
+        }
+        Self::new(pieces, dummy_prefix)
+    }
+
+    /// Saves the model (see [`Unigram::to_file_string`]).
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the file cannot be written.
+    pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
+        write_file(path.as_ref(), self.to_file_string())
+    }
+
+    /// Loads a model saved by [`Unigram::save`].
+    ///
+    /// # Errors
+    /// [`Error::Io`] if it cannot be read, and as [`Unigram::from_file_string`].
+    pub fn load(path: impl AsRef<Path>) -> Result<Self> {
+        Self::from_file_string(&read_text(path.as_ref())?)
+    }
+}
+
+impl SentencePieceBpe {
+    /// The model as UTF-8 text: as [`Unigram::to_file_string`], with
+    /// `addmul-sentencepiece-bpe v1` as the header and, instead of a score,
+    /// each piece's merge rank (`-` for a character).
+    pub fn to_file_string(&self) -> String {
+        write_model(
+            SPBPE_MAGIC,
+            self.dummy_prefix,
+            self.pieces.iter().map(|p| (self.ranks.get(p).map_or("-".to_string(), u32::to_string), p.clone())),
+        )
+    }
+
+    /// Reads [`SentencePieceBpe::to_file_string`]'s format.
+    ///
+    /// # Errors
+    /// [`Error::Parse`] with the line for anything malformed or missing;
+    /// [`Error::InconsistentVocab`] for a repeated piece or rank.
+    pub fn from_file_string(text: &str) -> Result<Self> {
+        const F: &str = "addmul-sentencepiece-bpe file";
+        let (dummy_prefix, lines) = read_model(F, SPBPE_MAGIC, text)?;
+        let mut pieces = Vec::with_capacity(lines.len());
+        let mut ids = FxHashMap::default();
+        let mut ranks = FxHashMap::default();
+        let mut used = std::collections::HashSet::new();
+        for (i, (rank, piece)) in lines.into_iter().enumerate() {
+            if piece.is_empty() || ids.insert(piece.clone(), FIRST_PIECE + i as u32).is_some() {
+                return Err(Error::inconsistent(format!("piece {piece:?} is empty or repeated")));
+            }
+            if rank != "-" {
+                let r: u32 = rank.parse().map_err(|_| Error::parse(F, i + 4, format!("bad rank {rank:?}")))?;
+                if !used.insert(r) {
+                    return Err(Error::inconsistent(format!("merge rank {r} is used twice")));
+                }
+                ranks.insert(piece.clone(), r);
+            }
+            pieces.push(piece);
+        }
+        Ok(SentencePieceBpe { pieces, ids, ranks, dummy_prefix })
+    }
+
+    /// Saves the model (see [`SentencePieceBpe::to_file_string`]).
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the file cannot be written.
+    pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
+        write_file(path.as_ref(), self.to_file_string())
+    }
+
+    /// Loads a model saved by [`SentencePieceBpe::save`].
+    ///
+    /// # Errors
+    /// [`Error::Io`] if it cannot be read, and as
+    /// [`SentencePieceBpe::from_file_string`].
+    pub fn load(path: impl AsRef<Path>) -> Result<Self> {
+        Self::from_file_string(&read_text(path.as_ref())?)
     }
 }
 

@@ -2,8 +2,8 @@
 //! codes.
 
 use addmul_tokenizer::{
-    ArticleChars, Bpe, BpeTrainer, CharTokenizer, Error, META, Pattern, SentencePieceBpeTrainer, SpecialPolicy,
-    Tokenizer, UnigramTrainer, UnknownChars,
+    ArticleChars, Bpe, BpeTrainer, CharTokenizer, Error, META, Pattern, SentencePieceBpe, SentencePieceBpeTrainer,
+    SpecialPolicy, Tokenizer, Unigram, UnigramTrainer, UnknownChars,
 };
 use proptest::prelude::*;
 
@@ -117,6 +117,30 @@ fn unigram_and_sentencepiece_bpe_learn_subwords() {
 }
 
 #[test]
+fn subword_models_save_and_load() {
+    let text = CORPUS.repeat(3);
+    let uni = UnigramTrainer::new(256 + 100).train(&text).unwrap();
+    let again = Unigram::from_file_string(&uni.to_file_string()).unwrap();
+    assert_eq!(again.to_file_string(), uni.to_file_string());
+    assert_eq!(again.encode(&text).unwrap(), uni.encode(&text).unwrap());
+    let sp = SentencePieceBpeTrainer::new(256 + 100).dummy_prefix(false).train(&text).unwrap();
+    let path = std::env::temp_dir().join(format!("addmul-spbpe-{}.txt", std::process::id()));
+    sp.save(&path).unwrap();
+    let again = SentencePieceBpe::load(&path).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    assert_eq!(again.encode(&text).unwrap(), sp.encode(&text).unwrap());
+    // Truncated, corrupted, or the wrong kind of file: typed errors with the line.
+    let file = uni.to_file_string();
+    assert!(matches!(Unigram::from_file_string(&file[..file.len() / 2]), Err(Error::Parse { .. })));
+    assert!(matches!(SentencePieceBpe::from_file_string(&file), Err(Error::Parse { line: 1, .. })));
+    let bad = file.replacen("dummy_prefix true", "dummy_prefix maybe", 1);
+    assert!(matches!(Unigram::from_file_string(&bad), Err(Error::Parse { line: 2, .. })));
+    let line5 = file.lines().nth(4).unwrap();
+    let bad = file.replacen(line5, &format!("NaN {}", line5.split_once(' ').unwrap().1), 1);
+    assert!(matches!(Unigram::from_file_string(&bad), Err(Error::InconsistentVocab { .. })));
+}
+
+#[test]
 fn article_code_and_corpus_characters() {
     let code = ArticleChars;
     assert_eq!(code.encode("abc xyz").unwrap(), [1, 2, 3, 27, 24, 25, 26]);
@@ -160,7 +184,11 @@ proptest! {
         let b = BpeTrainer::new(size).min_frequency(1).train(&text).unwrap();
         prop_assert_eq!(a.merges(), b.merges());
         prop_assert_eq!(a.to_file_string(), b.to_file_string());
-        prop_assert_eq!(a.decode(&a.encode(&text).unwrap()).unwrap(), text);
+        prop_assert_eq!(a.decode(&a.encode(&text).unwrap()).unwrap(), text.as_str());
+        let (u1, u2) = (UnigramTrainer::new(size + 20).train(&text), UnigramTrainer::new(size + 20).train(&text));
+        prop_assert_eq!(u1.map(|m| m.to_file_string()).ok(), u2.map(|m| m.to_file_string()).ok());
+        let s1 = SentencePieceBpeTrainer::new(size + 20).train(&text).map(|m| m.to_file_string()).ok();
+        prop_assert_eq!(s1, SentencePieceBpeTrainer::new(size + 20).train(&text).map(|m| m.to_file_string()).ok());
     }
 }
 
