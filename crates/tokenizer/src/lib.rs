@@ -15,10 +15,11 @@
 //! | [`Unigram`] | 256 byte pieces, then pieces by score | [`UnigramTrainer`] (EM) | SentencePiece's default (T5, ALBERT, ...) |
 //! | [`SentencePieceBpe`] | 256 byte pieces, characters, merges | [`SentencePieceBpeTrainer`] | SentencePiece's BPE (Llama 2, ...) |
 //!
-//! All of them implement [`Tokenizer`]. Every one round-trips:
-//! `decode(encode(s)) == s` for every string it accepts (the byte-level and
-//! SentencePiece-style ones accept every string), and [`Bpe::encode_bytes`]
-//! round-trips every byte sequence.
+//! All of them implement [`Tokenizer`], and all round-trip:
+//! `decode(encode(s)) == s` for every string they accept (the byte-level and
+//! SentencePiece-style ones accept every string; [`ArticleChars`] reads
+//! capitals as small letters, so it gives lower case back), and
+//! [`Bpe::encode_bytes`] round-trips every byte sequence.
 //!
 //! [`Bpe`] encodes exactly as OpenAI's tiktoken: loaded from GPT-2's
 //! `encoder.json` + `vocab.bpe` or from a tiktoken rank file, it gives the

@@ -195,6 +195,26 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #[test]
+        fn fast_split_matches_on_generated_text(
+            atoms in proptest::collection::vec(
+                proptest::sample::select(vec![" ", "  ", "\t", "\n", "\r\n", "\u{a0}", "\u{3000}", "a", "Zé", "12", "'s",
+                    "'", "!?", "日本", "🤖", "_", "x'll"]),
+                0..30,
+            )
+        ) {
+            let text = atoms.concat();
+            proptest::prop_assert_eq!(split(&Pattern::Gpt2, &text).unwrap(), reference(&text));
+            let bounds = gpt2_chunk_bounds(&text, 4);
+            let mut pieces = Vec::new();
+            for w in bounds.windows(2) {
+                pieces.extend(split(&Pattern::Gpt2, &text[w[0]..w[1]]).unwrap());
+            }
+            proptest::prop_assert_eq!(pieces, reference(&text));
+        }
+    }
+
     #[test]
     fn chunk_bounds_are_safe_cuts() {
         let text = "ab  cd\n\nef gh   \t ij";

@@ -287,7 +287,7 @@ impl Tokenizer for Unigram {
         FIRST_PIECE as usize + self.pieces.len()
     }
 
-    /// Words are segmented by [`Unigram::viterbi`]; characters without a
+    /// Words are segmented by the Viterbi algorithm; characters without a
     /// piece become their UTF-8 bytes.
     fn encode(&self, text: &str) -> Result<Vec<u32>> {
         let mut out = Vec::with_capacity(text.len() / 3);
