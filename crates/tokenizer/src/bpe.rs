@@ -535,6 +535,32 @@ impl Bpe {
         Self::new(tokens, special_ids, pattern)
     }
 
+    /// GPT-2 from the paths of OpenAI's `encoder.json` and `vocab.bpe`.
+    ///
+    /// ```no_run
+    /// use addmul_tokenizer::{Bpe, Tokenizer};
+    /// let gpt2 = Bpe::gpt2_from_openai_files("gpt2/encoder.json", "gpt2/vocab.bpe")?;
+    /// assert_eq!(gpt2.encode("Hello world")?, [15496, 995]);
+    /// # Ok::<(), addmul_tokenizer::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Io`] if a file cannot be read, and as
+    /// [`Bpe::from_encoder_json`].
+    pub fn gpt2_from_openai_files(encoder_json: impl AsRef<Path>, vocab_bpe: impl AsRef<Path>) -> Result<Self> {
+        Self::gpt2_from_encoder_json(&read_text(encoder_json.as_ref())?, &read_text(vocab_bpe.as_ref())?)
+    }
+
+    /// GPT-2 from the path of its tiktoken rank file (`gpt2.tiktoken` or
+    /// `r50k_base.tiktoken`).
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the file cannot be read, and as
+    /// [`Bpe::from_tiktoken`].
+    pub fn gpt2_from_tiktoken_file(path: impl AsRef<Path>) -> Result<Self> {
+        Self::gpt2_from_tiktoken(&read_text(path.as_ref())?)
+    }
+
     /// GPT-2 (tiktoken's `gpt2`, also called `r50k_base`) from its tiktoken
     /// rank file, with the GPT-2 pattern and `<|endoftext|>` = 50256.
     ///

@@ -98,6 +98,23 @@ fn openai_files_give_the_same_tokenizer() {
 }
 
 #[test]
+fn loads_from_paths() {
+    let dir = std::env::temp_dir().join(format!("addmul-gpt2-files-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (encoder_json, vocab_bpe) = openai_files();
+    std::fs::write(dir.join("encoder.json"), encoder_json).unwrap();
+    std::fs::write(dir.join("vocab.bpe"), vocab_bpe).unwrap();
+    std::fs::write(dir.join("r50k_base.tiktoken"), rank_file()).unwrap();
+    let a = Bpe::gpt2_from_openai_files(dir.join("encoder.json"), dir.join("vocab.bpe")).unwrap();
+    let b = Bpe::gpt2_from_tiktoken_file(dir.join("r50k_base.tiktoken")).unwrap();
+    let missing = Bpe::gpt2_from_tiktoken_file(dir.join("nope.tiktoken"));
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(a.encode("Hello world").unwrap(), [15496, 995]);
+    assert_eq!(a.to_file_string(), b.to_file_string());
+    assert!(matches!(missing, Err(Error::Io { .. })));
+}
+
+#[test]
 fn broken_openai_files_are_typed_errors() {
     let (encoder_json, vocab_bpe) = openai_files();
     // Truncated vocab.bpe: encoder.json has tokens nobody makes.
