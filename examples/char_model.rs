@@ -3,14 +3,17 @@
 //! and writes text one character at a time.
 //!
 //! ```text
-//! cargo run --release --example char_model [TEXT_FILE]
+//! cargo run --release --example char_model [TEXT_FILE [EPOCHS]]
 //! ```
 //!
-//! Without a file it trains on the nursery rhymes built into `addmul-charlm`.
+//! Without a file it trains on the nursery rhymes built into `addmul-charlm`
+//! for the book's 200 epochs; a large text needs fewer.
 
-fn main() -> Result<(), addmul::Error> {
-    let text = std::env::args_os().nth(1).map(std::path::PathBuf::from);
-    let options = addmul::demos::CharModelOptions { text, ..Default::default() };
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut args = std::env::args_os().skip(1);
+    let text = args.next().map(std::path::PathBuf::from);
+    let epochs = args.next().map(|e| e.to_string_lossy().parse::<usize>()).transpose()?;
+    let options = addmul::demos::CharModelOptions { text, epochs, ..Default::default() };
     addmul::demos::char_model(&options, &mut std::io::stdout().lock())?;
     Ok(())
 }
