@@ -63,7 +63,7 @@ pub fn char_to_byte(c: char) -> Option<u8> {
     None
 }
 
-/// The 256 bytes in the order of GPT-2's one-byte token ids: `GPT2_BYTE_ORDER[i]`
+/// The 256 bytes in the order of GPT-2's one-byte token ids: `gpt2_byte_order()[i]`
 /// is the byte whose token id is `i`.
 pub fn gpt2_byte_order() -> [u8; 256] {
     TABLES.1

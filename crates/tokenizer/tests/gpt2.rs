@@ -59,6 +59,14 @@ fn gpt2() -> &'static Bpe {
 #[derive(serde::Deserialize)]
 struct Reference {
     cases: Vec<Case>,
+    tinyshakespeare: Corpus,
+}
+
+#[derive(serde::Deserialize)]
+struct Corpus {
+    n_tokens: usize,
+    first_64: Vec<u32>,
+    last_16: Vec<u32>,
 }
 
 #[derive(serde::Deserialize)]
@@ -84,6 +92,23 @@ fn every_recorded_tiktoken_case() {
         assert_eq!(ids, case.ids, "{:?}", case.text);
         assert_eq!(gpt2().decode(&ids).unwrap(), case.text);
     }
+}
+
+/// All of tinyshakespeare, only when `ADDMUL_CORPUS` names it (tests read no
+/// file outside the repository unless asked to).
+#[test]
+fn tinyshakespeare_when_asked() {
+    let Some(path) = std::env::var_os("ADDMUL_CORPUS") else {
+        eprintln!("set ADDMUL_CORPUS=path/to/tinyshakespeare.txt to encode it all");
+        return;
+    };
+    let text = std::fs::read_to_string(path).unwrap();
+    let expected = reference().tinyshakespeare;
+    let ids = gpt2().encode_ordinary(&text).unwrap();
+    assert_eq!(ids.len(), expected.n_tokens);
+    assert_eq!(ids[..64], expected.first_64);
+    assert_eq!(ids[ids.len() - 16..], expected.last_16);
+    assert_eq!(gpt2().encode_ordinary_parallel(&text, 2).unwrap(), ids);
 }
 
 #[test]
