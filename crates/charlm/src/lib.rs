@@ -128,7 +128,7 @@ pub struct CharModelConfig {
     pub batch_size: usize,
     /// AdamW's learning rate.
     pub lr: f64,
-    /// The share of the text, at its end, held out for validation.
+    /// The share of the text, at its end, held out for validation (0: none).
     pub val_fraction: f64,
     /// Seed for the initial weights and the shuffling.
     pub seed: u64,
@@ -357,7 +357,8 @@ pub fn train(config: &CharModelConfig, text: &str, on_epoch: &mut dyn FnMut(&Epo
         return Err(Error::TextTooShort { chars: ids.len(), needed: 20 });
     }
     let all = examples(&ids, config.context);
-    let (train_set, val_set) = split_in_order(&all, config.val_fraction)?;
+    let (train_set, val_set) =
+        if config.val_fraction == 0.0 { (&all[..], &all[..0]) } else { split_in_order(&all, config.val_fraction)? };
     let mut model = CharModel::new(config, &mut rng(config.seed))?;
     let mut optimizer = AdamW::new(AdamWConfig { lr: config.lr, weight_decay: 0.0, ..AdamWConfig::default() })?;
     let fit_config = FitConfig {

@@ -36,4 +36,8 @@ fn bad_input_is_a_typed_error() {
     let run = train(&config, NURSERY_RHYMES, &mut |_| {}).unwrap();
     assert!(matches!(run.model.predict("5"), Err(Error::Tokenizer(_))));
     assert!(run.model.generate("a", 3, Sampling::Temperature(0.0), &mut rng(0)).is_err());
+    let all = CharModelConfig { val_fraction: 0.0, ..config.clone() };
+    assert_eq!(train(&all, NURSERY_RHYMES, &mut |_| {}).unwrap().n_val, 0);
+    let bad = CharModelConfig { val_fraction: 1.0, ..config };
+    assert!(matches!(train(&bad, NURSERY_RHYMES, &mut |_| {}), Err(Error::Numeric(_))));
 }
