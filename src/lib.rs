@@ -16,11 +16,14 @@
 //! | [`residual`] | `addmul-residual` | residual connections |
 //! | [`multihead`] | `addmul-multihead` | multi-head attention, key/value cache |
 //! | [`plot`] | `addmul-plot` | SVG figures |
+//! | [`tokenizer`] | `addmul-tokenizer` | characters, byte-level BPE (GPT-2), SentencePiece-style subwords |
+//! | [`charlm`] | `addmul-charlm` | the article's 12-character language model |
 //!
 //! The `addmul` command runs the book's examples; see `addmul --help`.
 #![deny(missing_docs)]
 
 pub use addmul_attention as attention;
+pub use addmul_charlm as charlm;
 pub use addmul_core as core;
 pub use addmul_dropout as dropout;
 pub use addmul_embedding as embedding;
@@ -32,6 +35,7 @@ pub use addmul_plot as plot;
 pub use addmul_posenc as posenc;
 pub use addmul_residual as residual;
 pub use addmul_softmax as softmax;
+pub use addmul_tokenizer as tokenizer;
 pub use addmul_train as train;
 
 pub mod corpus;
@@ -45,6 +49,9 @@ pub enum Error {
     /// A numeric error (shapes, values, configuration).
     #[error(transparent)]
     Numeric(#[from] addmul_core::Error),
+    /// The character model failed (a character outside its alphabet, ...).
+    #[error(transparent)]
+    CharLm(#[from] addmul_charlm::Error),
     /// A figure could not be drawn or saved.
     #[error(transparent)]
     Plot(#[from] addmul_plot::PlotError),
