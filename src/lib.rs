@@ -15,6 +15,7 @@
 //! | [`dropout`] | `addmul-dropout` | inverted and classic dropout |
 //! | [`residual`] | `addmul-residual` | residual connections |
 //! | [`multihead`] | `addmul-multihead` | multi-head attention, key/value cache |
+//! | [`gpt`] | `addmul-gpt` | GPT-2: training, sampling, Hugging Face checkpoints |
 //! | [`plot`] | `addmul-plot` | SVG figures |
 //! | [`tokenizer`] | `addmul-tokenizer` | characters, byte-level BPE (GPT-2), SentencePiece-style subwords |
 //! | [`charlm`] | `addmul-charlm` | the article's 12-character language model |
@@ -27,6 +28,7 @@ pub use addmul_charlm as charlm;
 pub use addmul_core as core;
 pub use addmul_dropout as dropout;
 pub use addmul_embedding as embedding;
+pub use addmul_gpt as gpt;
 pub use addmul_layernorm as layernorm;
 pub use addmul_leafflower as leafflower;
 pub use addmul_multihead as multihead;
@@ -38,8 +40,10 @@ pub use addmul_softmax as softmax;
 pub use addmul_tokenizer as tokenizer;
 pub use addmul_train as train;
 
+pub mod app;
 pub mod corpus;
 pub mod demos;
+pub mod text;
 
 /// What can go wrong in a demo or command: the underlying crates' errors,
 /// kept whole.
@@ -55,6 +59,23 @@ pub enum Error {
     /// A figure could not be drawn or saved.
     #[error(transparent)]
     Plot(#[from] addmul_plot::PlotError),
+    /// A tokenizer failed (an unknown character, a corrupt file, ...).
+    #[error(transparent)]
+    Tokenizer(#[from] addmul_tokenizer::Error),
+    /// Building, training, loading or sampling a GPT failed.
+    #[error(transparent)]
+    Gpt(#[from] addmul_gpt::GptError),
+    /// The training text could not be found, fetched or read.
+    #[error(transparent)]
+    Corpus(#[from] corpus::CorpusError),
+    /// A command-line argument or configuration file is invalid.
+    #[error("{what}: {problem}")]
+    Invalid {
+        /// The argument or file.
+        what: String,
+        /// What is wrong with it.
+        problem: String,
+    },
     /// Reading or writing a file or the terminal failed.
     #[error("{context}: {source}")]
     Io {
