@@ -149,12 +149,16 @@ impl TextStream {
             self.emitted = at;
             return out;
         }
-        // Hold back what could be the start of a stop string.
-        let hold = self.stops.iter().map(|s| s.len().saturating_sub(1)).max().unwrap_or(0);
-        let mut safe = self.text.len().saturating_sub(hold).max(self.emitted);
-        while !self.text.is_char_boundary(safe) {
-            safe -= 1;
-        }
+        // Hold back the longest ending that could still grow into a stop
+        // string.
+        let pending = &self.text[self.emitted..];
+        let hold = self
+            .stops
+            .iter()
+            .filter_map(|s| (1..s.len()).rev().find(|&k| s.is_char_boundary(k) && pending.ends_with(&s[..k])))
+            .max()
+            .unwrap_or(0);
+        let safe = self.text.len() - hold;
         let out = self.text[self.emitted..safe].to_string();
         self.emitted = safe;
         out
