@@ -344,3 +344,229 @@ pub fn tokenizer_train(data: &Path, kind: TokenizerKind, vocab_size: usize, out:
         out.display()
     ))
 }
+
+/// What `addmul bench` measures.
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
+    /// The text (default: tinyshakespeare as `addmul train` finds it).
+    pub data: Option<PathBuf>,
+    /// Steps of the cpu-small run (nanoGPT's 2000 for the quality figure).
+    pub iters: u64,
+    /// Worker threads (0: one per core).
+    pub threads: usize,
+    /// Tokens to sample for the sampling speed.
+    pub sample_tokens: usize,
+    /// Steps timed for the larger configuration (0: skip it).
+    pub large_iters: u64,
+}
+
+/// One configuration's training speed.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SpeedReport {
+    /// Which configuration.
+    pub name: String,
+    /// Steps timed (after the first few).
+    pub steps: usize,
+    /// Median milliseconds per step.
+    pub median_ms: f64,
+    /// 10th and 90th percentiles.
+    pub p10_ms: f64,
+    /// 90th percentile.
+    pub p90_ms: f64,
+    /// Tokens per second at the median.
+    pub tokens_per_s: f64,
+    /// Achieved GFLOP/s at the median (`GptConfig::training_flops`).
+    pub gflops: f64,
+    /// Share of the machine's CPU time that other processes used meanwhile.
+    pub other_load: f64,
+}
+
+/// Everything `addmul bench` measured.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BenchReport {
+    /// Where the text came from.
+    pub corpus: String,
+    /// Worker threads.
+    pub threads: usize,
+    /// cpu-small's speed.
+    pub cpu_small: SpeedReport,
+    /// Validation measurements of the cpu-small run.
+    pub evals: Vec<EvalReport>,
+    /// Tokens per second when sampling with the cache, batch 1.
+    pub sample_tokens_per_s: f64,
+    /// The larger configuration's speed, if measured.
+    pub large: Option<SpeedReport>,
+}
+
+/// CPU seconds used by the whole machine (busy) and by this process, from
+/// `/proc` (zeros where there is no `/proc`).
+fn cpu_times() -> (f64, f64) {
+    let tick = 100.0; // USER_HZ on Linux
+    let machine = std::fs::read_to_string("/proc/stat")
+        .ok()
+        .and_then(|s| {
+            let f: Vec<f64> = s.lines().next()?.split_whitespace().skip(1).filter_map(|v| v.parse().ok()).collect();
+            Some((f.iter().sum::<f64>() - f.get(3)? - f.get(4)?) / tick)
+        })
+        .unwrap_or(0.0);
+    let own = std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| {
+            let rest = &s[s.rfind(')')? + 2..];
+            let f: Vec<f64> = rest.split_whitespace().filter_map(|v| v.parse().ok()).collect();
+            Some((f.get(11)? + f.get(12)?) / tick)
+        })
+        .unwrap_or(0.0);
+    (machine, own)
+}
+
+fn speed(
+    name: &str,
+    trainer: &mut Trainer,
+    steps: u64,
+    skip: usize,
+    mut each: impl FnMut(&StepReport),
+) -> Result<SpeedReport> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    let (m0, o0) = cpu_times();
+    let t0 = Instant::now();
+    let mut times = Vec::new();
+    let mut tokens = 0;
+    for _ in 0..steps {
+        let r = trainer.train_step()?;
+        each(&r);
+        tokens = r.tokens;
+        times.push(r.seconds * 1000.0);
+    }
+    let wall = t0.elapsed().as_secs_f64();
+    let (m1, o1) = cpu_times();
+    let other_load = (((m1 - m0) - (o1 - o0)) / (wall * cores)).clamp(0.0, 1.0);
+    let mut timed: Vec<f64> = times.into_iter().skip(skip).collect();
+    timed.sort_by(f64::total_cmp);
+    let pick = |q: f64| timed.get(((timed.len() as f64 - 1.0) * q).round() as usize).copied().unwrap_or(0.0);
+    let median_ms = pick(0.5);
+    let config = trainer.config();
+    let flops = trainer.model().config().training_flops(tokens, config.block_size);
+    Ok(SpeedReport {
+        name: name.to_string(),
+        steps: timed.len(),
+        median_ms,
+        p10_ms: pick(0.1),
+        p90_ms: pick(0.9),
+        tokens_per_s: tokens as f64 / (median_ms / 1000.0),
+        gflops: flops / (median_ms / 1000.0) / 1e9,
+        other_load,
+    })
+}
+
+/// Trains `cpu-small` on a text, timing every step and measuring validation
+/// loss as it goes; then times sampling with the cache and a few steps of a
+/// larger configuration (6 layers, 6 heads, 384 dimensions, block 256).
+///
+/// # Errors
+/// A corpus, tokenizer or training error.
+pub fn bench(options: &BenchOptions, mut say: impl FnMut(&str)) -> Result<BenchReport> {
+    let corpus = corpus::load(options.data.as_deref(), &mut say)?;
+    let tokenizer = TextTokenizer::train(TokenizerKind::Char, &corpus.text, 0)?;
+    let ids = tokenizer.as_dyn().encode(&corpus.text)?;
+    let vocab = tokenizer.as_dyn().vocab_size();
+
+    let config = TrainConfig { max_iters: options.iters, threads: options.threads, ..TrainConfig::cpu_small() };
+    let mut trainer = Trainer::new(config.clone(), vocab, &ids)?;
+    say(&format!("cpu-small: {} steps on {} threads", options.iters, trainer.threads()));
+    trainer.evaluate()?;
+    let mut evals_due: Vec<u64> =
+        (1..=options.iters).filter(|s| s % config.eval_interval == 0 || *s == options.iters).collect();
+    evals_due.reverse();
+    let mut eval_reports = vec![*trainer.evals().last().expect("evaluated")];
+    // Evaluations are not timed: run the steps in stretches between them.
+    let mut cpu_small: Option<SpeedReport> = None;
+    let mut all_times = Vec::new();
+    let mut other = Vec::new();
+    while let Some(next) = evals_due.pop() {
+        let steps = next - trainer.step();
+        let r = speed("cpu-small", &mut trainer, steps, 0, |s| all_times.push(s.seconds * 1000.0))?;
+        other.push(r.other_load);
+        let e = trainer.evaluate()?;
+        say(&format!(
+            "step {:>5}: validation loss {:.4} ({:.1} ms per step in this stretch)",
+            e.step, e.val_loss, r.median_ms
+        ));
+        eval_reports.push(e);
+        cpu_small = Some(r);
+    }
+    let mut timed: Vec<f64> = all_times.into_iter().skip(20).collect();
+    timed.sort_by(f64::total_cmp);
+    let pick = |q: f64| timed.get(((timed.len() as f64 - 1.0) * q).round() as usize).copied().unwrap_or(0.0);
+    let median_ms = pick(0.5);
+    let tokens = config.batch_size * config.block_size;
+    let mut cpu_small = cpu_small.ok_or_else(|| invalid("--iters", "must be at least 1"))?;
+    cpu_small.steps = timed.len();
+    cpu_small.median_ms = median_ms;
+    cpu_small.p10_ms = pick(0.1);
+    cpu_small.p90_ms = pick(0.9);
+    cpu_small.tokens_per_s = tokens as f64 / (median_ms / 1000.0);
+    cpu_small.gflops = trainer.model().config().training_flops(tokens, config.block_size) / (median_ms / 1000.0) / 1e9;
+    cpu_small.other_load = other.iter().sum::<f64>() / other.len().max(1) as f64;
+
+    // Sampling speed: batch 1, temperature 1, with the key/value cache.
+    let prompt = tokenizer.as_dyn().encode("\n")?;
+    let sampling = SamplingConfig { seed: 7, ..SamplingConfig::default() };
+    let mut sampler = Sampler::new(trainer.model(), &prompt, sampling)?;
+    for _ in 0..20 {
+        sampler.next_token()?;
+    }
+    let t0 = Instant::now();
+    for _ in 0..options.sample_tokens {
+        sampler.next_token()?;
+    }
+    let sample_tokens_per_s = options.sample_tokens as f64 / t0.elapsed().as_secs_f64();
+    say(&format!("sampling: {sample_tokens_per_s:.0} tokens/s with the cache, batch 1"));
+
+    let large = if options.large_iters > 0 {
+        let config = TrainConfig {
+            n_layer: 6,
+            n_head: 6,
+            n_embd: 384,
+            block_size: 256,
+            max_iters: options.large_iters + 5,
+            threads: options.threads,
+            ..TrainConfig::cpu_small()
+        };
+        let mut trainer = Trainer::new(config, vocab, &ids)?;
+        let r = speed(
+            "6 layers, 6 heads, 384 dims, block 256, batch 12",
+            &mut trainer,
+            options.large_iters + 5,
+            5,
+            |_| {},
+        )?;
+        say(&format!(
+            "{}: {:.1} ms per step, {:.0} tokens/s, {:.1} GFLOP/s",
+            r.name, r.median_ms, r.tokens_per_s, r.gflops
+        ));
+        Some(r)
+    } else {
+        None
+    };
+    let report = BenchReport {
+        corpus: format!("{:?}", corpus.source),
+        threads: trainer.threads(),
+        cpu_small,
+        evals: eval_reports,
+        sample_tokens_per_s,
+        large,
+    };
+    let c = &report.cpu_small;
+    say(&format!(
+        "cpu-small: median {:.1} ms per step (p10 {:.1}, p90 {:.1}), {:.0} tokens/s, {:.1} GFLOP/s; final validation loss {:.4}; other processes used {:.0}% of the machine",
+        c.median_ms,
+        c.p10_ms,
+        c.p90_ms,
+        c.tokens_per_s,
+        c.gflops,
+        report.evals.last().map_or(f64::NAN, |e| e.val_loss),
+        100.0 * c.other_load
+    ));
+    Ok(report)
+}

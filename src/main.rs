@@ -31,6 +31,28 @@ enum Command {
     /// Tokenizers.
     #[command(subcommand)]
     Tokenizer(TokenizerCommand),
+    /// Measure: cpu-small's quality and speed on a text, sampling speed, and a
+    /// larger configuration's speed; writes a JSON report.
+    Bench {
+        /// The text (default: tinyshakespeare, as `train` finds it).
+        #[arg(long, value_name = "FILE")]
+        data: Option<PathBuf>,
+        /// cpu-small steps.
+        #[arg(long, default_value_t = 2000)]
+        iters: u64,
+        /// Worker threads (0: one per core).
+        #[arg(long, default_value_t = 0)]
+        threads: usize,
+        /// Tokens sampled for the sampling speed.
+        #[arg(long, default_value_t = 1000)]
+        sample_tokens: usize,
+        /// Steps of the larger configuration (0: skip).
+        #[arg(long, default_value_t = 30)]
+        large_iters: u64,
+        /// Where to write the JSON report.
+        #[arg(long, value_name = "FILE", default_value = "bench.json")]
+        out: PathBuf,
+    },
     /// Chapters 1-2: the article's leaf/flower network, then learning its
     /// weights, overfitting and early stopping.
     LeafFlower {
@@ -193,6 +215,14 @@ fn run(cli: Cli) -> addmul::Result<()> {
             let options = app::SampleOptions { prompt: a.prompt, max_tokens: a.tokens, sampling, stops: a.stops };
             print!("{}", options.prompt);
             app::generate(&model, &tokenizer, &options, &mut std::io::stdout().lock())?;
+        }
+        Command::Bench { data, iters, threads, sample_tokens, large_iters, out } => {
+            let options = app::BenchOptions { data, iters, threads, sample_tokens, large_iters };
+            let report = app::bench(&options, |line| eprintln!("{line}"))?;
+            let json = serde_json::to_string_pretty(&report).expect("the report serialises");
+            std::fs::write(&out, json)
+                .map_err(|source| addmul::Error::Io { context: format!("writing {}", out.display()), source })?;
+            eprintln!("report: {}", out.display());
         }
         Command::Tokenizer(TokenizerCommand::Train { data, kind, vocab_size, out }) => {
             eprintln!("{}", app::tokenizer_train(&data, kind, vocab_size, &out)?);
