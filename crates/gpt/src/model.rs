@@ -1,6 +1,6 @@
 //! The GPT-2 architecture, forward and backward.
 
-use addmul_core::{Float, Init, Layer, Matrix, Op, Param, Parameters, Rng, gemm, visit_child, visit_child_mut};
+use addmul_core::{Float, Init, Layer, Matrix, Op, Param, Parameters, Rng, gemm, matmul, visit_child, visit_child_mut};
 use addmul_dropout::{Dropout, DropoutMask};
 use addmul_embedding::Embedding;
 use addmul_layernorm::{LayerNorm, LayerNormCache};
@@ -106,11 +106,16 @@ fn maybe_drop<T: Float>(
     }
 }
 
-fn undrop<T: Float>(mask: &Option<DropoutMask<T>>, dy: &Matrix<T>) -> addmul_core::Result<Matrix<T>> {
-    match mask {
-        Some(m) => m.backward(dy),
-        None => Ok(dy.clone()),
-    }
+/// The gradient through a dropout that may not have happened: borrowed as
+/// is without a mask, masked (a new matrix) with one.
+fn undrop<'a, T: Float>(
+    mask: &Option<DropoutMask<T>>,
+    dy: &'a Matrix<T>,
+) -> addmul_core::Result<std::borrow::Cow<'a, Matrix<T>>> {
+    Ok(match mask {
+        Some(m) => std::borrow::Cow::Owned(m.backward(dy)?),
+        None => std::borrow::Cow::Borrowed(dy),
+    })
 }
 
 impl<T: Float> Block<T> {
@@ -310,9 +315,7 @@ impl<T: Float> Gpt<T> {
     /// Logits `[vocab, n]` from hidden states `[n_embd, n]`: the output head
     /// is the token embedding, transposed (weight tying).
     fn head(&self, h: &Matrix<T>) -> Result<Matrix<T>> {
-        let mut logits = Matrix::zeros(self.config.vocab_size, h.ncols());
-        gemm(T::one(), self.wte.weight().value(), Op::T, h, Op::N, T::zero(), &mut logits)?;
-        Ok(logits)
+        Ok(matmul(self.wte.weight().value(), Op::T, h, Op::N)?)
     }
     // ANCHOR_END: forward
 
@@ -377,8 +380,7 @@ impl<T: Float> Gpt<T> {
         }
         // The tied head: dWte += h · dlogitsᵀ, dh = Wte · dlogits.
         gemm(T::one(), &cache.h_f, Op::N, &d_logits, Op::T, T::one(), self.wte.weight_mut().grad_mut())?;
-        let mut dh = Matrix::zeros(self.config.n_embd, d_logits.ncols());
-        gemm(T::one(), self.wte.weight().value(), Op::N, &d_logits, Op::N, T::zero(), &mut dh)?;
+        let dh = matmul(self.wte.weight().value(), Op::N, &d_logits, Op::N)?;
         let mut dx = self.ln_f.backward(&cache.ln_f, &dh)?;
         for (block, block_cache) in self.h.iter_mut().zip(&cache.blocks).rev() {
             dx = block.backward(block_cache, &dx)?;

@@ -226,6 +226,8 @@ pub struct StepReport {
     pub grad_norm: f64,
     /// Wall time of the step.
     pub seconds: f64,
+    /// Of which: the forward and backward passes on the worker threads.
+    pub compute_seconds: f64,
     /// Tokens processed.
     pub tokens: usize,
 }
@@ -473,6 +475,7 @@ impl Trainer {
                 Ok(model.forward_backward(&batch, Some(&mut masks), chunk * scale)? * chunk * scale)
             })?;
         }
+        let compute_seconds = start.elapsed().as_secs_f64();
         if !loss.is_finite() {
             return Err(GptError::NonFiniteLoss { step: self.step + 1, loss });
         }
@@ -496,7 +499,15 @@ impl Trainer {
         }
         self.step += 1;
         let tokens = b * t * self.config.grad_accum;
-        Ok(StepReport { step: self.step, loss, lr, grad_norm, seconds: start.elapsed().as_secs_f64(), tokens })
+        Ok(StepReport {
+            step: self.step,
+            loss,
+            lr,
+            grad_norm,
+            seconds: start.elapsed().as_secs_f64(),
+            compute_seconds,
+            tokens,
+        })
     }
     // ANCHOR_END: step
 
