@@ -317,10 +317,10 @@ fn draw(p: &[f32], rng: &mut Rng) -> usize {
 
 /// Parameter names: `mlp.layers.{i}.weight`, `mlp.layers.{i}.bias`.
 impl Parameters<f32> for CharModel {
-    fn visit(&self, f: &mut dyn FnMut(&str, &Param<f32>)) {
+    fn visit<'a>(&'a self, f: &mut dyn FnMut(&str, &'a Param<f32>)) {
         visit_child("mlp", &self.net, f);
     }
-    fn visit_mut(&mut self, f: &mut dyn FnMut(&str, &mut Param<f32>)) {
+    fn visit_mut<'a>(&'a mut self, f: &mut dyn FnMut(&str, &'a mut Param<f32>)) {
         visit_child_mut("mlp", &mut self.net, f);
     }
 }

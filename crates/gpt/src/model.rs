@@ -61,11 +61,11 @@ impl<T: Float> Layer<T> for FeedForward<T> {
 }
 
 impl<T: Float> Parameters<T> for FeedForward<T> {
-    fn visit(&self, f: &mut dyn FnMut(&str, &Param<T>)) {
+    fn visit<'a>(&'a self, f: &mut dyn FnMut(&str, &'a Param<T>)) {
         visit_child("c_fc", &self.c_fc, f);
         visit_child("c_proj", &self.c_proj, f);
     }
-    fn visit_mut(&mut self, f: &mut dyn FnMut(&str, &mut Param<T>)) {
+    fn visit_mut<'a>(&'a mut self, f: &mut dyn FnMut(&str, &'a mut Param<T>)) {
         visit_child_mut("c_fc", &mut self.c_fc, f);
         visit_child_mut("c_proj", &mut self.c_proj, f);
     }
@@ -159,13 +159,13 @@ impl<T: Float> Block<T> {
 }
 
 impl<T: Float> Parameters<T> for Block<T> {
-    fn visit(&self, f: &mut dyn FnMut(&str, &Param<T>)) {
+    fn visit<'a>(&'a self, f: &mut dyn FnMut(&str, &'a Param<T>)) {
         visit_child("ln_1", &self.ln_1, f);
         visit_child("attn", &self.attn, f);
         visit_child("ln_2", &self.ln_2, f);
         visit_child("mlp", &self.mlp, f);
     }
-    fn visit_mut(&mut self, f: &mut dyn FnMut(&str, &mut Param<T>)) {
+    fn visit_mut<'a>(&'a mut self, f: &mut dyn FnMut(&str, &'a mut Param<T>)) {
         visit_child_mut("ln_1", &mut self.ln_1, f);
         visit_child_mut("attn", &mut self.attn, f);
         visit_child_mut("ln_2", &mut self.ln_2, f);
@@ -437,7 +437,7 @@ impl<T: Float> Gpt<T> {
 }
 
 impl<T: Float> Parameters<T> for Gpt<T> {
-    fn visit(&self, f: &mut dyn FnMut(&str, &Param<T>)) {
+    fn visit<'a>(&'a self, f: &mut dyn FnMut(&str, &'a Param<T>)) {
         visit_child("transformer.wte", &self.wte, f);
         visit_child("transformer.wpe", &self.wpe, f);
         for (i, block) in self.h.iter().enumerate() {
@@ -445,7 +445,7 @@ impl<T: Float> Parameters<T> for Gpt<T> {
         }
         visit_child("transformer.ln_f", &self.ln_f, f);
     }
-    fn visit_mut(&mut self, f: &mut dyn FnMut(&str, &mut Param<T>)) {
+    fn visit_mut<'a>(&'a mut self, f: &mut dyn FnMut(&str, &'a mut Param<T>)) {
         visit_child_mut("transformer.wte", &mut self.wte, f);
         visit_child_mut("transformer.wpe", &mut self.wpe, f);
         for (i, block) in self.h.iter_mut().enumerate() {
