@@ -9,10 +9,10 @@
 //! generation appends a character and slides the window by one: "humpty
 //! dumpt" → "y", then "umpty dumpty" → " ", and so on.
 //!
-//! The way characters become inputs is an [`InputEncoding`]; the article's
-//! one number per character is [`InputEncoding::Number`], and the design
-//! leaves room for a learned embedding (several numbers per character,
-//! chapter 5) without changing the rest.
+//! The way characters become inputs is an [`InputEncoding`]: the article's
+//! one number per character ([`InputEncoding::Number`]), or a learned
+//! embedding of several numbers per character ([`InputEncoding::Embedding`],
+//! chapter 5), trained with the rest of the network.
 //!
 //! # Example
 //! ```
@@ -29,6 +29,7 @@
 #![deny(missing_docs)]
 
 use addmul_core::{Init, Layer, Matrix, Param, Parameters, Rng, rng, visit_child, visit_child_mut};
+use addmul_embedding::Embedding;
 use addmul_nn::{Activation, Mlp};
 use addmul_softmax::{cross_entropy, softmax_in_place};
 use addmul_tokenizer::{ArticleChars, Tokenizer};
@@ -77,6 +78,12 @@ pub enum InputEncoding {
     /// The article's way: one number per character, its id (a = 1, ...,
     /// padding 0). A window of 12 characters is 12 inputs.
     Number,
+    /// A learned table of `dim` numbers per character (the padding has its
+    /// own vector): a window of 12 characters with `dim` = 10 is 120 inputs.
+    Embedding {
+        /// Numbers per character.
+        dim: usize,
+    },
 }
 
 impl InputEncoding {
@@ -84,6 +91,7 @@ impl InputEncoding {
     pub fn width(self) -> usize {
         match self {
             InputEncoding::Number => 1,
+            InputEncoding::Embedding { dim } => dim,
         }
     }
 }
@@ -151,6 +159,14 @@ impl CharModelConfig {
         }
     }
     // ANCHOR_END: article_config
+
+    // ANCHOR: embedding_config
+    /// The article's embedding step: the same model, but every character is
+    /// 10 learned numbers, so 12 characters are 120 inputs.
+    pub fn article_embedding() -> Self {
+        CharModelConfig { encoding: InputEncoding::Embedding { dim: 10 }, ..CharModelConfig::article() }
+    }
+    // ANCHOR_END: embedding_config
 }
 
 /// How the next character is chosen from the predicted probabilities.
@@ -168,6 +184,7 @@ pub enum Sampling {
 pub struct CharModel {
     context: usize,
     encoding: InputEncoding,
+    embedding: Option<Embedding<f32>>,
     net: Mlp<f32>,
 }
 
@@ -180,11 +197,17 @@ impl CharModel {
         if config.context == 0 {
             return Err(addmul_core::Error::InvalidValue { what: "context", value: 0.0, requirement: ">= 1" }.into());
         }
+        let embedding = match config.encoding {
+            InputEncoding::Number => None,
+            InputEncoding::Embedding { dim } => {
+                Some(Embedding::new(ArticleChars::VOCAB_SIZE, dim, Init::Normal { std: 0.1 }, rng)?)
+            }
+        };
         let mut sizes = vec![config.context * config.encoding.width()];
         sizes.extend(&config.hidden);
         sizes.push(NUM_CHARS);
         let net = Mlp::new(&sizes, Activation::Relu, Init::HeNormal, rng)?;
-        Ok(CharModel { context: config.context, encoding: config.encoding, net })
+        Ok(CharModel { context: config.context, encoding: config.encoding, embedding, net })
     }
 
     /// Characters the model reads.
@@ -197,15 +220,42 @@ impl CharModel {
         &self.net
     }
 
+    /// The learned character vectors, `[dim, vocab]` (one column per
+    /// [`ArticleChars`] id), if the model has them.
+    pub fn embedding(&self) -> Option<&Embedding<f32>> {
+        self.embedding.as_ref()
+    }
+
     // ANCHOR: features
     /// The input matrix for `windows`: one column per window,
     /// `[context × width, n]`.
-    pub fn features(&self, windows: &[&[u32]]) -> Matrix<f32> {
-        match self.encoding {
-            InputEncoding::Number => {
-                Matrix::from_fn(self.context, windows.len(), |i, j| windows[j].get(i).map_or(0.0, |&id| id as f32))
+    ///
+    /// # Errors
+    /// [`addmul_core::Error::OutOfRange`] for an id outside the article's
+    /// alphabet when the model has an embedding.
+    pub fn features(&self, windows: &[&[u32]]) -> Result<Matrix<f32>> {
+        Ok(self.inputs(windows)?)
+    }
+
+    fn inputs(&self, windows: &[&[u32]]) -> addmul_core::Result<Matrix<f32>> {
+        Ok(match &self.embedding {
+            None => Matrix::from_fn(self.context, windows.len(), |i, j| windows[j].get(i).map_or(0.0, |&id| id as f32)),
+            Some(table) => {
+                // Looking up every window's characters gives [dim, n · context]:
+                // each window's vectors one after the other, which is the same
+                // memory as [context · dim, n], one stacked column per window.
+                let looked_up = table.forward(&self.flat_ids(windows))?;
+                looked_up.reshape_generic(nalgebra::Dyn(self.context * table.dim()), nalgebra::Dyn(windows.len()))
             }
-        }
+        })
+    }
+
+    /// The windows' ids one after the other, padded to `context` each.
+    fn flat_ids(&self, windows: &[&[u32]]) -> Vec<usize> {
+        windows
+            .iter()
+            .flat_map(|w| (0..self.context).map(|i| w.get(i).map_or(ArticleChars::PAD as usize, |&id| id as usize)))
+            .collect()
     }
     // ANCHOR_END: features
 
@@ -229,7 +279,7 @@ impl CharModel {
     /// As [`CharModel::window`].
     pub fn probabilities(&self, text: &str) -> Result<Vec<(char, f64)>> {
         let window = self.window(text)?;
-        let scores = self.net.predict(&self.features(&[&window]))?;
+        let scores = self.net.predict(&self.features(&[&window])?)?;
         let mut p: Vec<f32> = scores.column(0).iter().copied().collect();
         softmax_in_place(&mut p);
         let mut out: Vec<(char, f64)> = p.iter().enumerate().map(|(c, &p)| (class_char(c), f64::from(p))).collect();
@@ -261,7 +311,7 @@ impl CharModel {
         let mut window = self.window(prompt)?;
         let mut out = String::with_capacity(n);
         for _ in 0..n {
-            let scores = self.net.predict(&self.features(&[&window]))?;
+            let scores = self.net.predict(&self.features(&[&window])?)?;
             let class = match sampling {
                 Sampling::Greedy => argmax(scores.column(0).as_slice()),
                 Sampling::Temperature(t) => {
@@ -282,14 +332,19 @@ impl CharModel {
     /// mode also the backward pass into the parameters.
     fn objective(&mut self, batch: &[Example], mode: Mode) -> addmul_core::Result<f64> {
         let windows: Vec<&[u32]> = batch.iter().map(|e| e.window.as_slice()).collect();
-        let x = self.features(&windows);
+        let x = self.inputs(&windows)?;
         let (scores, cache) = self.net.forward(&x)?;
         let targets: Vec<usize> = batch.iter().map(|e| e.next as usize - 1).collect();
         let (loss, ce) = cross_entropy(&scores, &targets)?;
         if mode == Mode::Train {
-            // The gradient reaches the inputs too; with `Number` inputs there
-            // is nothing to learn there, a learned embedding would take it.
-            let _dx = self.net.backward(&cache, &ce.backward())?;
+            let dx = self.net.backward(&cache, &ce.backward())?;
+            // With an embedding, the inputs' gradient goes on into the table:
+            // the same reshape as in `features`, then a scatter-add.
+            let ids = self.flat_ids(&windows);
+            if let Some(table) = &mut self.embedding {
+                let dx = dx.reshape_generic(nalgebra::Dyn(table.dim()), nalgebra::Dyn(ids.len()));
+                table.backward(&ids, &dx)?;
+            }
         }
         Ok(loss)
     }
@@ -315,12 +370,19 @@ fn draw(p: &[f32], rng: &mut Rng) -> usize {
     p.len() - 1
 }
 
-/// Parameter names: `mlp.layers.{i}.weight`, `mlp.layers.{i}.bias`.
+/// Parameter names: `embedding.weight` (with an embedding),
+/// `mlp.layers.{i}.weight`, `mlp.layers.{i}.bias`.
 impl Parameters<f32> for CharModel {
     fn visit<'a>(&'a self, f: &mut dyn FnMut(&str, &'a Param<f32>)) {
+        if let Some(table) = &self.embedding {
+            visit_child("embedding", table, f);
+        }
         visit_child("mlp", &self.net, f);
     }
     fn visit_mut<'a>(&'a mut self, f: &mut dyn FnMut(&str, &'a mut Param<f32>)) {
+        if let Some(table) = &mut self.embedding {
+            visit_child_mut("embedding", table, f);
+        }
         visit_child_mut("mlp", &mut self.net, f);
     }
 }

@@ -41,3 +41,36 @@ fn bad_input_is_a_typed_error() {
     let bad = CharModelConfig { val_fraction: 1.0, ..config };
     assert!(matches!(train(&bad, NURSERY_RHYMES, &mut |_| {}), Err(Error::Numeric(_))));
 }
+
+#[test]
+fn an_embedding_stacks_each_windows_vectors_into_one_column() {
+    let config = CharModelConfig { context: 3, ..CharModelConfig::article_embedding() };
+    let model = addmul_charlm::CharModel::new(&config, &mut addmul_core::rng(1)).unwrap();
+    let table = model.embedding().unwrap().weight().value().clone();
+    assert_eq!(table.nrows(), 10);
+    let windows: [&[u32]; 2] = [&[1, 2, 3], &[0, 27, 1]];
+    let x = model.features(&windows).unwrap();
+    assert_eq!(x.shape(), (30, 2));
+    for (j, w) in windows.iter().enumerate() {
+        for (p, &id) in w.iter().enumerate() {
+            assert_eq!(x.view((10 * p, j), (10, 1)), table.column(id as usize));
+        }
+    }
+    let err = model.features(&[&[1, 2, 99]]).unwrap_err();
+    assert!(err.to_string().contains("token id: index 99"), "{err}");
+}
+
+#[test]
+fn the_embedding_is_trained_with_the_network() {
+    let config = CharModelConfig { epochs: 40, ..CharModelConfig::article_embedding() };
+    let run = train(&config, NURSERY_RHYMES, &mut |_| {}).unwrap();
+    let table = run.model.embedding().unwrap();
+    // The padding row and every character moved from their random start.
+    let untrained = addmul_charlm::CharModel::new(&config, &mut addmul_core::rng(config.seed)).unwrap();
+    let before = untrained.embedding().unwrap().weight().value();
+    assert!((table.weight().value() - before).abs().max() > 0.1);
+    let first = run.history.epochs.first().unwrap().train_loss;
+    let last = run.history.epochs.last().unwrap().train_loss;
+    assert!(last < first / 2.0, "training loss {first} -> {last}");
+    assert_eq!(table.nearest(1, 3).unwrap().len(), 3);
+}
