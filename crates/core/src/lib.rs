@@ -48,7 +48,7 @@ mod matrix;
 mod param;
 
 pub use error::{Error, Result};
-pub use float::{Float, cast, tanh_f32};
+pub use float::{Float, cast, exp_f32, tanh_f32};
 pub use gradcheck::{GradCheck, GradReport};
 pub use init::{Init, Rng, RngState, rng};
 pub use layer::Layer;

@@ -52,7 +52,7 @@ pub fn softmax_in_place<T: Float>(x: &mut [T]) {
     }
     let mut sum = T::zero();
     for v in x.iter_mut() {
-        *v = (*v - max).exp(); // every exponent is <= 0, so nothing overflows
+        *v = (*v - max).exp_fast(); // every exponent is <= 0, so nothing overflows
         sum += *v;
     }
     let inv = T::one() / sum; // sum >= 1: the maximum contributes exp(0)
@@ -121,7 +121,7 @@ pub fn log_sum_exp<T: Float>(x: &[T]) -> T {
     if max == T::NEG_INFINITY {
         return max;
     }
-    let sum = x.iter().fold(T::zero(), |acc, &v| acc + (v - max).exp());
+    let sum = x.iter().fold(T::zero(), |acc, &v| acc + (v - max).exp_fast());
     max + sum.ln()
 }
 
@@ -135,7 +135,7 @@ pub fn log_softmax_backward<T: Float>(log_y: &Matrix<T>, dy: &Matrix<T>) -> Resu
     for j in 0..dy.ncols() {
         let total = dy.column(j).sum();
         for i in 0..dy.nrows() {
-            dx[(i, j)] -= log_y[(i, j)].exp() * total;
+            dx[(i, j)] -= log_y[(i, j)].exp_fast() * total;
         }
     }
     Ok(dx)
@@ -246,7 +246,7 @@ impl<T: Float> CrossEntropyCache<T> {
         let eps = self.options.label_smoothing;
         let off = T::of(eps / classes as f64);
         let on = T::of(1.0 - eps) + off;
-        let mut grad = self.log_probs.map(|v| v.exp());
+        let mut grad = self.log_probs.map(|v| v.exp_fast());
         for (j, &t) in self.targets.iter().enumerate() {
             let mut col = grad.column_mut(j);
             if Some(t) == self.options.ignore {
@@ -263,7 +263,7 @@ impl<T: Float> CrossEntropyCache<T> {
 
     /// The softmax probabilities, `[classes, n]`.
     pub fn probabilities(&self) -> Matrix<T> {
-        self.log_probs.map(|v| v.exp())
+        self.log_probs.map(|v| v.exp_fast())
     }
 
     /// The log-probabilities, `[classes, n]`.
