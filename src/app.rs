@@ -384,6 +384,10 @@ pub struct SpeedReport {
 /// Everything `addmul bench` measured.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct BenchReport {
+    /// The day of the measurement (UTC), `YYYY-MM-DD`.
+    pub date: String,
+    /// The command that produced the report.
+    pub command: String,
     /// Where the text came from.
     pub corpus: String,
     /// Worker threads.
@@ -394,8 +398,27 @@ pub struct BenchReport {
     pub evals: Vec<EvalReport>,
     /// Tokens per second when sampling with the cache, batch 1.
     pub sample_tokens_per_s: f64,
+    /// The text sampled for the speed measurement (temperature 1).
+    pub sample: String,
     /// The larger configuration's speed, if measured.
     pub large: Option<SpeedReport>,
+}
+
+/// Today's date (UTC) as `YYYY-MM-DD`, from the system clock (the civil
+/// calendar from days since 1970, H. Hinnant's algorithm).
+fn today() -> String {
+    let days =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() / 86_400) as i64;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}")
 }
 
 /// CPU seconds used by the whole machine (busy) and by this process, from
@@ -412,9 +435,11 @@ fn cpu_times() -> (f64, f64) {
     let own = std::fs::read_to_string("/proc/self/stat")
         .ok()
         .and_then(|s| {
-            let rest = &s[s.rfind(')')? + 2..];
-            let f: Vec<f64> = rest.split_whitespace().filter_map(|v| v.parse().ok()).collect();
-            Some((f.get(11)? + f.get(12)?) / tick)
+            // Fields after the command's closing parenthesis, from the state
+            // (field 3); utime and stime are fields 14 and 15.
+            let f: Vec<&str> = s[s.rfind(')')? + 2..].split_whitespace().collect();
+            let field = |n: usize| f.get(n - 3)?.parse::<f64>().ok();
+            Some((field(14)? + field(15)?) / tick)
         })
         .unwrap_or(0.0);
     (machine, own)
@@ -471,7 +496,24 @@ pub fn bench(options: &BenchOptions, mut say: impl FnMut(&str)) -> Result<BenchR
     let ids = tokenizer.as_dyn().encode(&corpus.text)?;
     let vocab = tokenizer.as_dyn().vocab_size();
 
-    let config = TrainConfig { max_iters: options.iters, threads: options.threads, ..TrainConfig::cpu_small() };
+    let base = TrainConfig::cpu_small();
+    let warmup_iters = base.warmup_iters.min(options.iters);
+    let config = TrainConfig { max_iters: options.iters, warmup_iters, threads: options.threads, ..base };
+    // The larger configuration is only timed; build it first so that a
+    // mistake in it shows before the long run, not after.
+    let large_config = TrainConfig {
+        n_layer: 6,
+        n_head: 6,
+        n_embd: 384,
+        block_size: 256,
+        max_iters: options.large_iters + 5,
+        warmup_iters: 5,
+        threads: options.threads,
+        ..TrainConfig::cpu_small()
+    };
+    if options.large_iters > 0 {
+        large_config.validate(vocab)?;
+    }
     let mut trainer = Trainer::new(config.clone(), vocab, &ids)?;
     say(&format!("cpu-small: {} steps on {} threads", options.iters, trainer.threads()));
     trainer.evaluate()?;
@@ -495,7 +537,8 @@ pub fn bench(options: &BenchOptions, mut say: impl FnMut(&str)) -> Result<BenchR
         eval_reports.push(e);
         cpu_small = Some(r);
     }
-    let mut timed: Vec<f64> = all_times.into_iter().skip(20).collect();
+    let warm = 20.min(all_times.len() / 2);
+    let mut timed: Vec<f64> = all_times.into_iter().skip(warm).collect();
     timed.sort_by(f64::total_cmp);
     let pick = |q: f64| timed.get(((timed.len() as f64 - 1.0) * q).round() as usize).copied().unwrap_or(0.0);
     let median_ms = pick(0.5);
@@ -517,23 +560,16 @@ pub fn bench(options: &BenchOptions, mut say: impl FnMut(&str)) -> Result<BenchR
         sampler.next_token()?;
     }
     let t0 = Instant::now();
+    let mut sampled = Vec::with_capacity(options.sample_tokens);
     for _ in 0..options.sample_tokens {
-        sampler.next_token()?;
+        sampled.push(sampler.next_token()?);
     }
     let sample_tokens_per_s = options.sample_tokens as f64 / t0.elapsed().as_secs_f64();
+    let sample = tokenizer.as_dyn().decode(&sampled)?;
     say(&format!("sampling: {sample_tokens_per_s:.0} tokens/s with the cache, batch 1"));
 
     let large = if options.large_iters > 0 {
-        let config = TrainConfig {
-            n_layer: 6,
-            n_head: 6,
-            n_embd: 384,
-            block_size: 256,
-            max_iters: options.large_iters + 5,
-            threads: options.threads,
-            ..TrainConfig::cpu_small()
-        };
-        let mut trainer = Trainer::new(config, vocab, &ids)?;
+        let mut trainer = Trainer::new(large_config, vocab, &ids)?;
         let r = speed(
             "6 layers, 6 heads, 384 dims, block 256, batch 12",
             &mut trainer,
@@ -550,11 +586,14 @@ pub fn bench(options: &BenchOptions, mut say: impl FnMut(&str)) -> Result<BenchR
         None
     };
     let report = BenchReport {
+        date: today(),
+        command: std::env::args().collect::<Vec<_>>().join(" "),
         corpus: format!("{:?}", corpus.source),
         threads: trainer.threads(),
         cpu_small,
         evals: eval_reports,
         sample_tokens_per_s,
+        sample,
         large,
     };
     let c = &report.cpu_small;
