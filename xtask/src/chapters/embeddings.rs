@@ -71,14 +71,22 @@ pub fn generate(g: &mut Gen) -> Result<()> {
     let rhyme_vowels = vowel_similarity(table)?;
     g.num("ch05.rhymes.vowel_vowel", rhyme_vowels.0, 2);
     g.num("ch05.rhymes.vowel_consonant", rhyme_vowels.1, 2);
+    // As many training examples as chapter 4's GPT gets on the same text.
     let book = addmul::corpus::book_text();
-    let book_config = CharModelConfig { epochs: 10, ..CharModelConfig::article_embedding() };
+    let (normalized, _) = ArticleChars::normalize(book);
+    let n_train = (normalized.chars().count() as f64 * (1.0 - CharModelConfig::article().val_fraction)) as usize;
+    let epochs = super::gpt::book_gpt_tokens().div_ceil(n_train.max(1));
+    let book_config = CharModelConfig { epochs, ..CharModelConfig::article_embedding() };
     let book_run = charlm::train(&book_config, book, &mut |_| {})?;
     let table = book_run.model.embedding().expect("the embedding configuration has a table");
     g.num("ch05.book.chars", book.chars().count() as f64, 0);
     g.num("ch05.book.epochs", book_config.epochs as f64, 0);
     let last = book_run.history.epochs.last().expect("trained");
+    let best = book_run.history.epochs.iter().filter_map(|e| e.val_loss).fold(f64::INFINITY, f64::min);
     g.num("ch05.book.val_loss", last.val_loss.unwrap_or(f64::NAN), 2);
+    g.num("ch05.book.best_val_loss", best, 2);
+    g.num("ch05.book.tokens_seen", (book_run.n_train * book_config.epochs) as f64, 0);
+    g.num("ch05.book.params", book_run.model.num_params() as f64, 0);
 
     // What the letters' vectors learned: nearest neighbours and similarities.
     let ids: Vec<(char, usize)> = "abcdefghijklmnopqrstuvwxyz .,"

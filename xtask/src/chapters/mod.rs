@@ -4,6 +4,7 @@
 mod attention;
 mod blocks;
 mod embeddings;
+mod gpt;
 mod leaf_flower;
 mod tokenizer;
 
@@ -54,6 +55,7 @@ pub fn generate_all(g: &mut Gen) -> Result<()> {
     leaf_flower::generate(g).context("chapters 1-2 (leaf/flower)")?;
     embeddings::generate(g).context("chapter 5 (embeddings)")?;
     attention::generate(g).context("chapters 7, 8, 13 (attention, softmax, positions)")?;
+    gpt::generate(g).context("chapters 4 and 14 (the GPT)")?;
     blocks::generate(g).context("chapters 9-12 (residual, layer norm, dropout, multi-head)")?;
     tokenizer::generate(g).context("chapters 3 and 6 (text as numbers, tokenizers)")?;
     Ok(())
