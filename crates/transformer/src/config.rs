@@ -1,6 +1,6 @@
 //! The shape of a Transformer and its switches.
 
-use crate::{Result, Side, Specials, TransformerError, Vocab};
+use crate::{Batch, Result, Side, Specials, TransformerError, Vocab};
 
 // ANCHOR: placement
 /// Where each sub-layer's layer normalization sits.
@@ -102,8 +102,9 @@ impl TransformerConfig {
     }
 
     /// The paper's base model: `d_model` 512, 8 heads, `d_ff` 2048, 6 + 6
-    /// layers, dropout 0.1 (65 million parameters with its 37,000-token
-    /// shared vocabulary).
+    /// layers, dropout 0.1. (The paper's 65 million parameters count one
+    /// embedding table shared by both languages and the output; here source
+    /// and target have tables of their own.)
     pub fn base(src_vocab_size: usize, tgt_vocab_size: usize) -> Self {
         TransformerConfig {
             d_ff: 2048,
@@ -128,6 +129,44 @@ impl TransformerConfig {
         }
         Ok(TransformerConfig { specials: tgt.specials(), ..Self::new(src.len(), tgt.len(), d_model, n_head, n_layers) })
     }
+
+    /// Number of parameters of a model with this configuration.
+    pub fn num_params(&self) -> usize {
+        let (d, ff) = (self.d_model, self.d_ff);
+        let norm = 2 * d;
+        let attention = 4 * d * d + 4 * d; // [Q; K; V] (or Q and [K; V]) and the output projection, with biases
+        let ffn = d * ff + ff + ff * d + d;
+        let encoder = self.n_encoder_layers * (attention + ffn + 2 * norm);
+        let decoder = self.n_decoder_layers * (2 * attention + ffn + 3 * norm);
+        let embeddings = (self.src_vocab_size + self.tgt_vocab_size) * d;
+        let positions = if self.positions == PositionKind::Learned { 2 * self.max_len * d } else { 0 };
+        let final_norms = if self.norm == NormPlacement::Pre { 2 * norm } else { 0 };
+        let head = if self.tie_output { 0 } else { d * self.tgt_vocab_size + self.tgt_vocab_size };
+        embeddings + positions + encoder + decoder + final_norms + head
+    }
+
+    // ANCHOR: flops
+    /// Floating-point operations of one training step on `batch`, counted as
+    /// for the GPT (chapter 14): `6` per weight per token for the matrix
+    /// products (a multiply and an add, and the backward pass costs twice the
+    /// forward) and `12 · d_model` per query per key for the attention scores
+    /// and weighted sums. Padded positions count: they are computed too.
+    ///
+    /// Per source token: the encoder layers' weights (`4d² + 2 d d_ff` each)
+    /// and every decoder layer's cross-attention keys and values (`2d²`).
+    /// Per target token: the decoder layers' other weights
+    /// (`6d² + 2 d d_ff` each) and the output projection (`V d`).
+    pub fn training_flops(&self, batch: &Batch) -> f64 {
+        let (d, ff) = (self.d_model as f64, self.d_ff as f64);
+        let (n_enc, n_dec) = (self.n_encoder_layers as f64, self.n_decoder_layers as f64);
+        let (s, t) = (batch.src_len() as f64, batch.tgt_len() as f64);
+        let (src_tokens, tgt_tokens) = (batch.len() as f64 * s, batch.len() as f64 * t);
+        let per_source = n_enc * (4.0 * d * d + 2.0 * d * ff) + n_dec * 2.0 * d * d;
+        let per_target = n_dec * (6.0 * d * d + 2.0 * d * ff) + self.tgt_vocab_size as f64 * d;
+        let attention = 12.0 * d * (n_enc * s * src_tokens + n_dec * (t + s) * tgt_tokens);
+        6.0 * (per_source * src_tokens + per_target * tgt_tokens) + attention
+    }
+    // ANCHOR_END: flops
 
     /// Checks every field.
     ///

@@ -131,6 +131,24 @@ proptest! {
 }
 
 #[test]
+fn the_parameter_count_formula_matches_the_model() {
+    use addmul_core::ParametersExt;
+    for (pre, learned, tied) in [(false, false, true), (true, true, false), (true, false, true)] {
+        let config = TransformerConfig {
+            norm: if pre { NormPlacement::Pre } else { NormPlacement::Post },
+            positions: if learned { PositionKind::Learned } else { PositionKind::Sinusoidal },
+            tie_output: tied,
+            n_decoder_layers: 3,
+            d_ff: 20,
+            ..TransformerConfig::new(9, 8, 8, 2, 2)
+        };
+        assert_eq!(Transformer::<f32>::new(config, &mut rng(0)).unwrap().num_params(), config.num_params());
+    }
+    // The paper's base model with separate 37,000-token tables.
+    assert_eq!(TransformerConfig::base(37_000, 37_000).num_params(), 82_026_496);
+}
+
+#[test]
 fn a_batch_adds_start_and_end_and_pads() {
     let m = model(false, false, 0);
     let batch =
