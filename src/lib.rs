@@ -15,6 +15,7 @@
 //! | [`dropout`] | `addmul-dropout` | inverted and classic dropout |
 //! | [`residual`] | `addmul-residual` | residual connections |
 //! | [`multihead`] | `addmul-multihead` | multi-head attention, key/value cache |
+//! | [`transformer`] | `addmul-transformer` | the encoder-decoder Transformer, beam search, translation tasks |
 //! | [`plot`] | `addmul-plot` | SVG figures |
 //!
 //! The `addmul` command runs the book's examples; see `addmul --help`.
@@ -33,6 +34,7 @@ pub use addmul_posenc as posenc;
 pub use addmul_residual as residual;
 pub use addmul_softmax as softmax;
 pub use addmul_train as train;
+pub use addmul_transformer as transformer;
 
 pub mod corpus;
 pub mod demos;
@@ -45,6 +47,13 @@ pub enum Error {
     /// A numeric error (shapes, values, configuration).
     #[error(transparent)]
     Numeric(#[from] addmul_core::Error),
+    /// An error of the encoder-decoder Transformer (configuration, input,
+    /// training).
+    #[error(transparent)]
+    Transformer(#[from] addmul_transformer::TransformerError),
+    /// An error of the GPT (configuration, input, training).
+    #[error(transparent)]
+    Gpt(#[from] addmul_gpt::GptError),
     /// A figure could not be drawn or saved.
     #[error(transparent)]
     Plot(#[from] addmul_plot::PlotError),
