@@ -53,7 +53,8 @@ pub struct Hypothesis {
     /// log-probability (the end token's included when `finished`).
     pub log_prob: f64,
     /// What beam search ranks by: `log_prob / ((5 + length) / 6)^α`, the
-    /// length counting the end token.
+    /// length counting the end token (greedy decoding has no `α`: its score
+    /// is `log_prob`).
     pub score: f64,
     /// `false` if the decoder reached `max_len` before choosing the end token.
     pub finished: bool,
