@@ -4,6 +4,7 @@
 mod attention;
 mod blocks;
 mod leaf_flower;
+mod transformer;
 
 use std::path::PathBuf;
 
@@ -52,5 +53,6 @@ pub fn generate_all(g: &mut Gen) -> Result<()> {
     leaf_flower::generate(g).context("chapters 1-2 (leaf/flower)")?;
     attention::generate(g).context("chapters 7, 8, 13 (attention, softmax, positions)")?;
     blocks::generate(g).context("chapters 9-12 (residual, layer norm, dropout, multi-head)")?;
+    transformer::generate(g).context("chapter 15 (the Transformer)")?;
     Ok(())
 }
