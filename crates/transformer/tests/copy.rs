@@ -3,11 +3,20 @@
 
 use addmul_core::rng;
 use addmul_transformer::tasks::copy;
-use addmul_transformer::{BeamConfig, TrainConfig, Trainer, Transformer, TransformerConfig};
+use addmul_transformer::{BeamConfig, NormPlacement, TrainConfig, Trainer, Transformer, TransformerConfig};
 
 #[test]
-fn a_tiny_model_learns_to_copy_its_training_sequences() {
-    let config = TransformerConfig { max_len: 8, ..TransformerConfig::new(13, 13, 32, 4, 1) };
+fn a_tiny_post_norm_model_learns_to_copy_its_training_sequences() {
+    learns_to_copy(NormPlacement::Post);
+}
+
+#[test]
+fn a_tiny_pre_norm_model_learns_to_copy_its_training_sequences() {
+    learns_to_copy(NormPlacement::Pre);
+}
+
+fn learns_to_copy(norm: NormPlacement) {
+    let config = TransformerConfig { max_len: 8, norm, ..TransformerConfig::new(13, 13, 32, 4, 1) };
     let pairs = copy::pairs(24, 2, 6, &mut rng(5));
     let model = Transformer::new(config, &mut rng(6)).unwrap();
     let train = TrainConfig { warmup: 100, threads: 2, ..TrainConfig::paper() };
