@@ -1,10 +1,12 @@
 //! The book's runnable examples, shared by `cargo run --example` and the
 //! `addmul` command.
 
+mod char_model;
 mod leaf_flower;
 mod residual_depth;
 mod transformer;
 
+pub use char_model::{CharModelDemo, CharModelOptions, char_model};
 pub use leaf_flower::{LeafFlowerOptions, LeafFlowerRuns, decision_regions, leaf_flower, loss_curves};
 pub use residual_depth::{DepthConfig, DepthRun, residual_depth};
 pub use transformer::{

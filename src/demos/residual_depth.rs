@@ -27,10 +27,10 @@ impl Layer<f64> for Block {
 }
 
 impl Parameters<f64> for Block {
-    fn visit(&self, f: &mut dyn FnMut(&str, &Param<f64>)) {
+    fn visit<'a>(&'a self, f: &mut dyn FnMut(&str, &'a Param<f64>)) {
         self.linear.visit(f);
     }
-    fn visit_mut(&mut self, f: &mut dyn FnMut(&str, &mut Param<f64>)) {
+    fn visit_mut<'a>(&'a mut self, f: &mut dyn FnMut(&str, &'a mut Param<f64>)) {
         self.linear.visit_mut(f);
     }
 }
@@ -143,7 +143,7 @@ impl DeepStack {
 }
 
 impl Parameters<f64> for DeepStack {
-    fn visit(&self, f: &mut dyn FnMut(&str, &Param<f64>)) {
+    fn visit<'a>(&'a self, f: &mut dyn FnMut(&str, &'a Param<f64>)) {
         visit_child("input", &self.input, f);
         match &self.blocks {
             Blocks::Plain(bs) => bs.iter().enumerate().for_each(|(i, b)| visit_child(&format!("blocks.{i}"), b, f)),
@@ -151,7 +151,7 @@ impl Parameters<f64> for DeepStack {
         }
         visit_child("output", &self.output, f);
     }
-    fn visit_mut(&mut self, f: &mut dyn FnMut(&str, &mut Param<f64>)) {
+    fn visit_mut<'a>(&'a mut self, f: &mut dyn FnMut(&str, &'a mut Param<f64>)) {
         visit_child_mut("input", &mut self.input, f);
         match &mut self.blocks {
             Blocks::Plain(bs) => {

@@ -7,7 +7,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use addmul_core::{Parameters, ParametersExt, rng};
+use addmul_core::{ParametersExt, rng};
 use addmul_gpt::{Batch as GptBatch, Gpt, GptConfig};
 use addmul_plot::Heatmap;
 use addmul_train::{AdamW, AdamWConfig, Optimizer, Schedule};
@@ -752,18 +752,15 @@ fn gpt_step(
     let loss = results.into_iter().sum::<Result<f64>>()?;
     let (first, rest) = workers.split_first_mut().expect("at least one worker");
     for replica in &rest[..n - 1] {
-        let mut grads = Vec::new();
-        replica.visit(&mut |_, p| grads.push(p.grad().clone()));
-        let mut i = 0;
-        first.visit_mut(&mut |_, p| {
-            *p.grad_mut() += &grads[i];
-            i += 1;
-        });
+        for (master, other) in first.params_mut().into_iter().zip(replica.params()) {
+            *master.grad_mut() += other.grad();
+        }
     }
     adam.step(first)?;
-    let weights = first.snapshot();
     for replica in rest.iter_mut() {
-        replica.restore(&weights)?;
+        for (mine, master) in replica.params_mut().into_iter().zip(first.params()) {
+            mine.value_mut().copy_from(master.value());
+        }
     }
     Ok(loss)
 }

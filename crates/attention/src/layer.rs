@@ -351,12 +351,12 @@ impl<T: Float> Layer<T> for Attention<T> {
 }
 
 impl<T: Float> Parameters<T> for Attention<T> {
-    fn visit(&self, f: &mut dyn FnMut(&str, &Param<T>)) {
+    fn visit<'a>(&'a self, f: &mut dyn FnMut(&str, &'a Param<T>)) {
         visit_child("w_q", &self.w_q, f);
         visit_child("w_k", &self.w_k, f);
         visit_child("w_v", &self.w_v, f);
     }
-    fn visit_mut(&mut self, f: &mut dyn FnMut(&str, &mut Param<T>)) {
+    fn visit_mut<'a>(&'a mut self, f: &mut dyn FnMut(&str, &'a mut Param<T>)) {
         visit_child_mut("w_q", &mut self.w_q, f);
         visit_child_mut("w_k", &mut self.w_k, f);
         visit_child_mut("w_v", &mut self.w_v, f);

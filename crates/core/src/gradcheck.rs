@@ -219,10 +219,10 @@ mod tests {
         bug: bool,
     }
     impl Parameters<f64> for Square {
-        fn visit(&self, f: &mut dyn FnMut(&str, &Param<f64>)) {
+        fn visit<'a>(&'a self, f: &mut dyn FnMut(&str, &'a Param<f64>)) {
             f("w", &self.w);
         }
-        fn visit_mut(&mut self, f: &mut dyn FnMut(&str, &mut Param<f64>)) {
+        fn visit_mut<'a>(&'a mut self, f: &mut dyn FnMut(&str, &'a mut Param<f64>)) {
             f("w", &mut self.w);
         }
     }

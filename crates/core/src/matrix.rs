@@ -183,7 +183,8 @@ unsafe fn gemv<T: Float>(
         }
         for (i, yi) in y.into_iter().enumerate() {
             let ci = c.offset(i as isize * rsc);
-            *ci = if beta == T::zero() { alpha * yi } else { alpha * yi + beta * *ci };
+            // With beta = 0, C may be uninitialised: write without reading.
+            ci.write(if beta == T::zero() { alpha * yi } else { alpha * yi + beta * *ci });
         }
         true
     }
@@ -213,11 +214,41 @@ where
     SA: RawStorage<T, Dyn, Dyn>,
     SB: RawStorage<T, Dyn, Dyn>,
 {
-    let m = op_dims(a, op_a).0;
-    let n = op_dims(b, op_b).1;
-    let mut c = Matrix::zeros(m, n);
-    gemm(T::one(), a, op_a, b, op_b, T::zero(), &mut c)?;
-    Ok(c)
+    let (m, k, rsa, csa) = op_dims(a, op_a);
+    let (kb, n, rsb, csb) = op_dims(b, op_b);
+    if k != kb {
+        let got = Shape { rows: kb, cols: n };
+        return Err(Error::shape("matmul", format!("[{k}, _] for the right operand (left is [{m}, {k}])"), got));
+    }
+    let len = m * n;
+    if k == 0 || len == 0 {
+        return Ok(Matrix::zeros(m, n));
+    }
+    // The product is written straight into fresh memory: no zeroing pass.
+    let mut data: Vec<T> = Vec::with_capacity(len);
+    // SAFETY: with beta = 0 both `gemv` and matrixmultiply write every entry
+    // of C without reading it (matrixmultiply documents that C need not be
+    // initialised then), so all `len` entries are initialised before
+    // `set_len`; the operands' pointers and strides come from live matrices
+    // whose shapes were checked above.
+    unsafe {
+        let c = data.as_mut_ptr();
+        let done = n == 1 && gemv(m, k, T::one(), (a.as_ptr(), rsa, csa), (b.as_ptr(), rsb), T::zero(), (c, 1));
+        if !done {
+            T::gemm_raw(
+                m,
+                k,
+                n,
+                T::one(),
+                (a.as_ptr(), rsa, csa),
+                (b.as_ptr(), rsb, csb),
+                T::zero(),
+                (c, 1, m as isize),
+            );
+        }
+        data.set_len(len);
+    }
+    Ok(Matrix::from_vec(m, n, data))
 }
 
 /// Checks that `m` is `[rows, cols]`; `None` accepts any size on that side.

@@ -124,9 +124,9 @@ impl<T: Float> Param<T> {
 /// with [`visit_child`] and [`visit_child_mut`].
 pub trait Parameters<T: Float> {
     /// Calls `f` with the name and value of every parameter, in order.
-    fn visit(&self, f: &mut dyn FnMut(&str, &Param<T>));
+    fn visit<'a>(&'a self, f: &mut dyn FnMut(&str, &'a Param<T>));
     /// Calls `f` with the name and a mutable reference to every parameter.
-    fn visit_mut(&mut self, f: &mut dyn FnMut(&str, &mut Param<T>));
+    fn visit_mut<'a>(&'a mut self, f: &mut dyn FnMut(&str, &'a mut Param<T>));
 }
 
 /// Joins a prefix and a name with a dot (`"h.0"` + `"ln_1.weight"`).
@@ -135,27 +135,45 @@ pub fn join_name(prefix: &str, name: &str) -> String {
 }
 
 /// Visits `child`'s parameters with their names prefixed by `prefix`.
-pub fn visit_child<T: Float>(prefix: &str, child: &dyn Parameters<T>, f: &mut dyn FnMut(&str, &Param<T>)) {
+pub fn visit_child<'a, T: Float>(prefix: &str, child: &'a dyn Parameters<T>, f: &mut dyn FnMut(&str, &'a Param<T>)) {
     child.visit(&mut |name, p| f(&join_name(prefix, name), p));
 }
 
 /// Visits `child`'s parameters mutably with their names prefixed by `prefix`.
-pub fn visit_child_mut<T: Float>(prefix: &str, child: &mut dyn Parameters<T>, f: &mut dyn FnMut(&str, &mut Param<T>)) {
+pub fn visit_child_mut<'a, T: Float>(
+    prefix: &str,
+    child: &'a mut dyn Parameters<T>,
+    f: &mut dyn FnMut(&str, &'a mut Param<T>),
+) {
     child.visit_mut(&mut |name, p| f(&join_name(prefix, name), p));
 }
 
 impl<T: Float> Parameters<T> for Param<T> {
     /// A lone parameter is visited under the empty name.
-    fn visit(&self, f: &mut dyn FnMut(&str, &Param<T>)) {
+    fn visit<'a>(&'a self, f: &mut dyn FnMut(&str, &'a Param<T>)) {
         f("", self);
     }
-    fn visit_mut(&mut self, f: &mut dyn FnMut(&str, &mut Param<T>)) {
+    fn visit_mut<'a>(&'a mut self, f: &mut dyn FnMut(&str, &'a mut Param<T>)) {
         f("", self);
     }
 }
 
 /// Whole-model operations available on everything that has [`Parameters`].
 pub trait ParametersExt<T: Float>: Parameters<T> {
+    /// Every parameter, in visiting order.
+    fn params(&self) -> Vec<&Param<T>> {
+        let mut out = Vec::new();
+        self.visit(&mut |_, p| out.push(p));
+        out
+    }
+
+    /// Every parameter, mutably, in visiting order.
+    fn params_mut(&mut self) -> Vec<&mut Param<T>> {
+        let mut out = Vec::new();
+        self.visit_mut(&mut |_, p| out.push(p));
+        out
+    }
+
     /// Sets every gradient to zero.
     fn zero_grads(&mut self) {
         self.visit_mut(&mut |_, p| p.zero_grad());
@@ -246,11 +264,11 @@ mod tests {
         b: Param<f64>,
     }
     impl Parameters<f64> for Two {
-        fn visit(&self, f: &mut dyn FnMut(&str, &Param<f64>)) {
+        fn visit<'a>(&'a self, f: &mut dyn FnMut(&str, &'a Param<f64>)) {
             f("a", &self.a);
             f("b", &self.b);
         }
-        fn visit_mut(&mut self, f: &mut dyn FnMut(&str, &mut Param<f64>)) {
+        fn visit_mut<'a>(&'a mut self, f: &mut dyn FnMut(&str, &'a mut Param<f64>)) {
             f("a", &mut self.a);
             f("b", &mut self.b);
         }
@@ -259,10 +277,10 @@ mod tests {
         inner: Two,
     }
     impl Parameters<f64> for Outer {
-        fn visit(&self, f: &mut dyn FnMut(&str, &Param<f64>)) {
+        fn visit<'a>(&'a self, f: &mut dyn FnMut(&str, &'a Param<f64>)) {
             visit_child("h.0", &self.inner, f);
         }
-        fn visit_mut(&mut self, f: &mut dyn FnMut(&str, &mut Param<f64>)) {
+        fn visit_mut<'a>(&'a mut self, f: &mut dyn FnMut(&str, &'a mut Param<f64>)) {
             visit_child_mut("h.0", &mut self.inner, f);
         }
     }

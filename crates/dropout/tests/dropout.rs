@@ -72,8 +72,8 @@ proptest! {
     fn gradient_with_a_fixed_mask(rows in 1..5usize, cols in 1..5usize, p in 0.0..0.9f64, seed: u64) {
         struct NoParams;
         impl Parameters<f64> for NoParams {
-            fn visit(&self, _: &mut dyn FnMut(&str, &Param<f64>)) {}
-            fn visit_mut(&mut self, _: &mut dyn FnMut(&str, &mut Param<f64>)) {}
+            fn visit<'a>(&'a self, _: &mut dyn FnMut(&str, &'a Param<f64>)) {}
+            fn visit_mut<'a>(&'a mut self, _: &mut dyn FnMut(&str, &'a mut Param<f64>)) {}
         }
         let mask: DropoutMask<f64> = Dropout::new(p).unwrap().sample_mask(rows, cols, &mut rng(seed));
         let x: Matrix<f64> = Init::Normal { std: 1.0 }.matrix(rows, cols, &mut rng(seed ^ 1));

@@ -171,10 +171,10 @@ pub fn cosine_similarity<T: Float>(a: &[T], b: &[T]) -> f64 {
 // ANCHOR_END: cosine
 
 impl<T: Float> Parameters<T> for Embedding<T> {
-    fn visit(&self, f: &mut dyn FnMut(&str, &Param<T>)) {
+    fn visit<'a>(&'a self, f: &mut dyn FnMut(&str, &'a Param<T>)) {
         f("weight", &self.weight);
     }
-    fn visit_mut(&mut self, f: &mut dyn FnMut(&str, &mut Param<T>)) {
+    fn visit_mut<'a>(&'a mut self, f: &mut dyn FnMut(&str, &'a mut Param<T>)) {
         f("weight", &mut self.weight);
     }
 }

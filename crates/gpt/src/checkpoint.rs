@@ -163,13 +163,21 @@ fn save_checkpoint_inner(
 /// or the folder itself if it is a checkpoint (has a `config.json`).
 ///
 /// # Errors
-/// [`GptError::Io`] if neither exists; [`GptError::Checkpoint`] if `latest`
-/// names a folder that is not there.
+/// [`GptError::Checkpoint`] if `path` is neither, or `latest` names a folder
+/// that is not a complete checkpoint.
 pub fn resolve(path: &Path) -> Result<PathBuf> {
     if path.join("config.json").is_file() {
         return Ok(path.to_path_buf());
     }
     let latest = path.join(LATEST);
+    if !latest.is_file() {
+        let problem = if path.is_dir() {
+            "is neither a run folder (no `latest` file) nor a checkpoint (no config.json)"
+        } else {
+            "does not exist"
+        };
+        return Err(GptError::checkpoint(path, problem));
+    }
     let name = fs::read_to_string(&latest).map_err(GptError::io("reading", &latest))?;
     let dir = path.join(name.trim());
     if !dir.join("config.json").is_file() {

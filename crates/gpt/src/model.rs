@@ -1,6 +1,6 @@
 //! The GPT-2 architecture, forward and backward.
 
-use addmul_core::{Float, Init, Layer, Matrix, Op, Param, Parameters, Rng, gemm, visit_child, visit_child_mut};
+use addmul_core::{Float, Init, Layer, Matrix, Op, Param, Parameters, Rng, gemm, matmul, visit_child, visit_child_mut};
 use addmul_dropout::{Dropout, DropoutMask};
 use addmul_embedding::Embedding;
 use addmul_layernorm::{LayerNorm, LayerNormCache};
@@ -61,11 +61,11 @@ impl<T: Float> Layer<T> for FeedForward<T> {
 }
 
 impl<T: Float> Parameters<T> for FeedForward<T> {
-    fn visit(&self, f: &mut dyn FnMut(&str, &Param<T>)) {
+    fn visit<'a>(&'a self, f: &mut dyn FnMut(&str, &'a Param<T>)) {
         visit_child("c_fc", &self.c_fc, f);
         visit_child("c_proj", &self.c_proj, f);
     }
-    fn visit_mut(&mut self, f: &mut dyn FnMut(&str, &mut Param<T>)) {
+    fn visit_mut<'a>(&'a mut self, f: &mut dyn FnMut(&str, &'a mut Param<T>)) {
         visit_child_mut("c_fc", &mut self.c_fc, f);
         visit_child_mut("c_proj", &mut self.c_proj, f);
     }
@@ -106,11 +106,16 @@ fn maybe_drop<T: Float>(
     }
 }
 
-fn undrop<T: Float>(mask: &Option<DropoutMask<T>>, dy: &Matrix<T>) -> addmul_core::Result<Matrix<T>> {
-    match mask {
-        Some(m) => m.backward(dy),
-        None => Ok(dy.clone()),
-    }
+/// The gradient through a dropout that may not have happened: borrowed as
+/// is without a mask, masked (a new matrix) with one.
+fn undrop<'a, T: Float>(
+    mask: &Option<DropoutMask<T>>,
+    dy: &'a Matrix<T>,
+) -> addmul_core::Result<std::borrow::Cow<'a, Matrix<T>>> {
+    Ok(match mask {
+        Some(m) => std::borrow::Cow::Owned(m.backward(dy)?),
+        None => std::borrow::Cow::Borrowed(dy),
+    })
 }
 
 impl<T: Float> Block<T> {
@@ -154,13 +159,13 @@ impl<T: Float> Block<T> {
 }
 
 impl<T: Float> Parameters<T> for Block<T> {
-    fn visit(&self, f: &mut dyn FnMut(&str, &Param<T>)) {
+    fn visit<'a>(&'a self, f: &mut dyn FnMut(&str, &'a Param<T>)) {
         visit_child("ln_1", &self.ln_1, f);
         visit_child("attn", &self.attn, f);
         visit_child("ln_2", &self.ln_2, f);
         visit_child("mlp", &self.mlp, f);
     }
-    fn visit_mut(&mut self, f: &mut dyn FnMut(&str, &mut Param<T>)) {
+    fn visit_mut<'a>(&'a mut self, f: &mut dyn FnMut(&str, &'a mut Param<T>)) {
         visit_child_mut("ln_1", &mut self.ln_1, f);
         visit_child_mut("attn", &mut self.attn, f);
         visit_child_mut("ln_2", &mut self.ln_2, f);
@@ -310,9 +315,7 @@ impl<T: Float> Gpt<T> {
     /// Logits `[vocab, n]` from hidden states `[n_embd, n]`: the output head
     /// is the token embedding, transposed (weight tying).
     fn head(&self, h: &Matrix<T>) -> Result<Matrix<T>> {
-        let mut logits = Matrix::zeros(self.config.vocab_size, h.ncols());
-        gemm(T::one(), self.wte.weight().value(), Op::T, h, Op::N, T::zero(), &mut logits)?;
-        Ok(logits)
+        Ok(matmul(self.wte.weight().value(), Op::T, h, Op::N)?)
     }
     // ANCHOR_END: forward
 
@@ -377,8 +380,7 @@ impl<T: Float> Gpt<T> {
         }
         // The tied head: dWte += h · dlogitsᵀ, dh = Wte · dlogits.
         gemm(T::one(), &cache.h_f, Op::N, &d_logits, Op::T, T::one(), self.wte.weight_mut().grad_mut())?;
-        let mut dh = Matrix::zeros(self.config.n_embd, d_logits.ncols());
-        gemm(T::one(), self.wte.weight().value(), Op::N, &d_logits, Op::N, T::zero(), &mut dh)?;
+        let dh = matmul(self.wte.weight().value(), Op::N, &d_logits, Op::N)?;
         let mut dx = self.ln_f.backward(&cache.ln_f, &dh)?;
         for (block, block_cache) in self.h.iter_mut().zip(&cache.blocks).rev() {
             dx = block.backward(block_cache, &dx)?;
@@ -435,7 +437,7 @@ impl<T: Float> Gpt<T> {
 }
 
 impl<T: Float> Parameters<T> for Gpt<T> {
-    fn visit(&self, f: &mut dyn FnMut(&str, &Param<T>)) {
+    fn visit<'a>(&'a self, f: &mut dyn FnMut(&str, &'a Param<T>)) {
         visit_child("transformer.wte", &self.wte, f);
         visit_child("transformer.wpe", &self.wpe, f);
         for (i, block) in self.h.iter().enumerate() {
@@ -443,7 +445,7 @@ impl<T: Float> Parameters<T> for Gpt<T> {
         }
         visit_child("transformer.ln_f", &self.ln_f, f);
     }
-    fn visit_mut(&mut self, f: &mut dyn FnMut(&str, &mut Param<T>)) {
+    fn visit_mut<'a>(&'a mut self, f: &mut dyn FnMut(&str, &'a mut Param<T>)) {
         visit_child_mut("transformer.wte", &mut self.wte, f);
         visit_child_mut("transformer.wpe", &mut self.wpe, f);
         for (i, block) in self.h.iter_mut().enumerate() {

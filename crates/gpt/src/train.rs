@@ -226,6 +226,8 @@ pub struct StepReport {
     pub grad_norm: f64,
     /// Wall time of the step.
     pub seconds: f64,
+    /// Of which: the forward and backward passes on the worker threads.
+    pub compute_seconds: f64,
     /// Tokens processed.
     pub tokens: usize,
 }
@@ -455,7 +457,6 @@ impl Trainer {
         let (b, t) = (self.config.batch_size, self.config.block_size);
         let lr = self.config.schedule().lr(self.step);
         self.optimizer.set_lr(lr)?;
-        self.workers.iter_mut().for_each(|w| w.zero_grads());
         let shares = Self::shares(b, self.workers.len());
         let mut loss = 0.0;
         for micro in 0..self.config.grad_accum {
@@ -463,6 +464,9 @@ impl Trainer {
             let scale = 1.0 / (b * self.config.grad_accum) as f64;
             let seed = (self.config.seed, self.step, micro as u64);
             loss += run_workers(&mut self.workers, &shares, |w, model, range| {
+                if micro == 0 {
+                    model.zero_grads(); // each worker clears its own, in parallel
+                }
                 let batch = Batch {
                     inputs: &x[range.start * t..range.end * t],
                     targets: &y[range.start * t..range.end * t],
@@ -473,30 +477,36 @@ impl Trainer {
                 Ok(model.forward_backward(&batch, Some(&mut masks), chunk * scale)? * chunk * scale)
             })?;
         }
+        let compute_seconds = start.elapsed().as_secs_f64();
         if !loss.is_finite() {
             return Err(GptError::NonFiniteLoss { step: self.step + 1, loss });
         }
         // Sum the replicas' gradients into the first worker, in order.
         let (first, rest) = self.workers.split_first_mut().expect("at least one worker");
         for replica in rest.iter() {
-            let mut grads = Vec::new();
-            replica.visit(&mut |_, p| grads.push(p.grad().clone()));
-            let mut i = 0;
-            first.visit_mut(&mut |_, p| {
-                *p.grad_mut() += &grads[i];
-                i += 1;
-            });
+            for (master, other) in first.params_mut().into_iter().zip(replica.params()) {
+                *master.grad_mut() += other.grad();
+            }
         }
         let grad_norm =
             if self.config.grad_clip > 0.0 { clip_grad_norm(first, self.config.grad_clip)? } else { first.grad_norm() };
         self.optimizer.step(first)?;
-        let weights = first.snapshot();
         for replica in rest.iter_mut() {
-            replica.restore(&weights)?;
+            for (mine, master) in replica.params_mut().into_iter().zip(first.params()) {
+                mine.value_mut().copy_from(master.value());
+            }
         }
         self.step += 1;
         let tokens = b * t * self.config.grad_accum;
-        Ok(StepReport { step: self.step, loss, lr, grad_norm, seconds: start.elapsed().as_secs_f64(), tokens })
+        Ok(StepReport {
+            step: self.step,
+            loss,
+            lr,
+            grad_norm,
+            seconds: start.elapsed().as_secs_f64(),
+            compute_seconds,
+            tokens,
+        })
     }
     // ANCHOR_END: step
 

@@ -273,3 +273,18 @@ fn parameter_and_flop_counts() {
     let no_bias = GptConfig { bias: false, ..config };
     assert_eq!(Gpt::<f32>::new(no_bias, &mut rng(0)).unwrap().num_params(), no_bias.num_params());
 }
+
+#[test]
+fn two_threads_compute_what_one_thread_computes() {
+    // The same steps split across two workers: only the order of summation
+    // differs, so the losses agree to rounding (and the gradients are not
+    // accumulated across steps: the norms stay alike).
+    let tokens = corpus(3000);
+    let mut one = Trainer::new(tiny(1), 8, &tokens).unwrap();
+    let mut two = Trainer::new(tiny(2), 8, &tokens).unwrap();
+    for _ in 0..10 {
+        let (a, b) = (one.train_step().unwrap(), two.train_step().unwrap());
+        assert!((a.loss - b.loss).abs() < 1e-5 * a.loss, "{} vs {}", a.loss, b.loss);
+        assert!((a.grad_norm - b.grad_norm).abs() < 1e-3 * a.grad_norm, "{} vs {}", a.grad_norm, b.grad_norm);
+    }
+}

@@ -176,13 +176,13 @@ impl<T: Float> Layer<T> for LayerNorm<T> {
 // ANCHOR_END: layernorm
 
 impl<T: Float> Parameters<T> for LayerNorm<T> {
-    fn visit(&self, f: &mut dyn FnMut(&str, &Param<T>)) {
+    fn visit<'a>(&'a self, f: &mut dyn FnMut(&str, &'a Param<T>)) {
         f("weight", &self.weight);
         if let Some(b) = &self.bias {
             f("bias", b);
         }
     }
-    fn visit_mut(&mut self, f: &mut dyn FnMut(&str, &mut Param<T>)) {
+    fn visit_mut<'a>(&'a mut self, f: &mut dyn FnMut(&str, &'a mut Param<T>)) {
         f("weight", &mut self.weight);
         if let Some(b) = &mut self.bias {
             f("bias", b);
@@ -264,10 +264,10 @@ impl<T: Float> Layer<T> for RmsNorm<T> {
 }
 
 impl<T: Float> Parameters<T> for RmsNorm<T> {
-    fn visit(&self, f: &mut dyn FnMut(&str, &Param<T>)) {
+    fn visit<'a>(&'a self, f: &mut dyn FnMut(&str, &'a Param<T>)) {
         f("weight", &self.weight);
     }
-    fn visit_mut(&mut self, f: &mut dyn FnMut(&str, &mut Param<T>)) {
+    fn visit_mut<'a>(&'a mut self, f: &mut dyn FnMut(&str, &'a mut Param<T>)) {
         f("weight", &mut self.weight);
     }
 }

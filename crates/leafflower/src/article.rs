@@ -86,10 +86,10 @@ impl ArticleNetwork {
 }
 
 impl Parameters<f64> for ArticleNetwork {
-    fn visit(&self, f: &mut dyn FnMut(&str, &Param<f64>)) {
+    fn visit<'a>(&'a self, f: &mut dyn FnMut(&str, &'a Param<f64>)) {
         self.net.visit(f);
     }
-    fn visit_mut(&mut self, f: &mut dyn FnMut(&str, &mut Param<f64>)) {
+    fn visit_mut<'a>(&'a mut self, f: &mut dyn FnMut(&str, &'a mut Param<f64>)) {
         self.net.visit_mut(f);
     }
 }

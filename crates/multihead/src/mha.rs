@@ -518,7 +518,7 @@ impl<T: Float> Layer<T> for MultiHeadAttention<T> {
 }
 
 impl<T: Float> Parameters<T> for MultiHeadAttention<T> {
-    fn visit(&self, f: &mut dyn FnMut(&str, &Param<T>)) {
+    fn visit<'a>(&'a self, f: &mut dyn FnMut(&str, &'a Param<T>)) {
         match &self.proj {
             Projections::Fused(c_attn) => visit_child("c_attn", c_attn, f),
             Projections::Cross { c_q, c_kv } => {
@@ -528,7 +528,7 @@ impl<T: Float> Parameters<T> for MultiHeadAttention<T> {
         }
         visit_child("c_proj", &self.c_proj, f);
     }
-    fn visit_mut(&mut self, f: &mut dyn FnMut(&str, &mut Param<T>)) {
+    fn visit_mut<'a>(&'a mut self, f: &mut dyn FnMut(&str, &'a mut Param<T>)) {
         match &mut self.proj {
             Projections::Fused(c_attn) => visit_child_mut("c_attn", c_attn, f),
             Projections::Cross { c_q, c_kv } => {

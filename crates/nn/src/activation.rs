@@ -134,6 +134,6 @@ impl<T: Float> Layer<T> for Activation {
 
 /// Activations have no parameters.
 impl<T: Float> Parameters<T> for Activation {
-    fn visit(&self, _: &mut dyn FnMut(&str, &Param<T>)) {}
-    fn visit_mut(&mut self, _: &mut dyn FnMut(&str, &mut Param<T>)) {}
+    fn visit<'a>(&'a self, _: &mut dyn FnMut(&str, &'a Param<T>)) {}
+    fn visit_mut<'a>(&'a mut self, _: &mut dyn FnMut(&str, &'a mut Param<T>)) {}
 }

@@ -1,8 +1,8 @@
 //! The linear layer: `y = W x + b`.
 
 use addmul_core::{
-    Error, Float, Init, Layer, Matrix, Op, Param, Parameters, Result, Rng, accumulate_column_sum, add_to_columns,
-    expect_shape, gemm,
+    Error, Float, Init, Layer, Matrix, Op, Param, Parameters, Result, Rng, accumulate_column_sum, expect_shape, gemm,
+    matmul,
 };
 
 /// A fully connected layer, `y = W x + b`.
@@ -85,20 +85,15 @@ impl<T: Float> Linear<T> {
     /// [`Error::ShapeMismatch`] if `x` is not `[in, n]`.
     pub fn apply(&self, x: &Matrix<T>) -> Result<Matrix<T>> {
         expect_shape("Linear::forward", x, Some(self.in_features()), None)?;
-        let (out, n) = (self.out_features(), x.ncols());
         match &self.bias {
             // Start from the bias in every column and let the product add to it.
             Some(b) => {
-                let mut y = Matrix::zeros(out, n);
-                add_to_columns(&mut y, b.value())?;
+                let b = b.value().as_slice();
+                let mut y = Matrix::from_fn(self.out_features(), x.ncols(), |i, _| b[i]);
                 gemm(T::one(), self.weight.value(), Op::N, x, Op::N, T::one(), &mut y)?;
                 Ok(y)
             }
-            None => {
-                let mut y = Matrix::zeros(out, n);
-                gemm(T::one(), self.weight.value(), Op::N, x, Op::N, T::zero(), &mut y)?;
-                Ok(y)
-            }
+            None => matmul(self.weight.value(), Op::N, x, Op::N),
         }
     }
 }
@@ -121,21 +116,19 @@ impl<T: Float> Layer<T> for Linear<T> {
             accumulate_column_sum(b.grad_mut(), dy)?;
         }
         // dL/dx = Wᵀ dy
-        let mut dx = Matrix::zeros(self.in_features(), x.ncols());
-        gemm(T::one(), self.weight.value(), Op::T, dy, Op::N, T::zero(), &mut dx)?;
-        Ok(dx)
+        matmul(self.weight.value(), Op::T, dy, Op::N)
     }
 }
 // ANCHOR_END: linear_layer
 
 impl<T: Float> Parameters<T> for Linear<T> {
-    fn visit(&self, f: &mut dyn FnMut(&str, &Param<T>)) {
+    fn visit<'a>(&'a self, f: &mut dyn FnMut(&str, &'a Param<T>)) {
         f("weight", &self.weight);
         if let Some(b) = &self.bias {
             f("bias", b);
         }
     }
-    fn visit_mut(&mut self, f: &mut dyn FnMut(&str, &mut Param<T>)) {
+    fn visit_mut<'a>(&'a mut self, f: &mut dyn FnMut(&str, &'a mut Param<T>)) {
         f("weight", &mut self.weight);
         if let Some(b) = &mut self.bias {
             f("bias", b);

@@ -151,12 +151,12 @@ impl<T: Float> Layer<T> for Mlp<T> {
 // ANCHOR_END: mlp_layer
 
 impl<T: Float> Parameters<T> for Mlp<T> {
-    fn visit(&self, f: &mut dyn FnMut(&str, &Param<T>)) {
+    fn visit<'a>(&'a self, f: &mut dyn FnMut(&str, &'a Param<T>)) {
         for (i, layer) in self.layers.iter().enumerate() {
             visit_child(&format!("layers.{i}"), layer, f);
         }
     }
-    fn visit_mut(&mut self, f: &mut dyn FnMut(&str, &mut Param<T>)) {
+    fn visit_mut<'a>(&'a mut self, f: &mut dyn FnMut(&str, &'a mut Param<T>)) {
         for (i, layer) in self.layers.iter_mut().enumerate() {
             visit_child_mut(&format!("layers.{i}"), layer, f);
         }

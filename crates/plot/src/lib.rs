@@ -372,8 +372,8 @@ impl Heatmap {
                 .disable_mesh()
                 .x_desc(&self.x_label)
                 .y_desc(&self.y_label)
-                .x_labels(cols.min(24))
-                .y_labels(rows.min(24))
+                .x_labels(cols.min(40))
+                .y_labels(rows.min(40))
                 .x_label_formatter(&|v| {
                     centre(v).filter(|&c| c < cols).map(|c| label(&self.col_labels, c)).unwrap_or_default()
                 })

@@ -67,8 +67,8 @@ proptest! {
     fn rope_gradient_is_the_inverse_rotation(half in 1..5usize, t in 1..6usize, offset in 0..20usize, seed: u64) {
         struct NoParams;
         impl Parameters<f64> for NoParams {
-            fn visit(&self, _: &mut dyn FnMut(&str, &Param<f64>)) {}
-            fn visit_mut(&mut self, _: &mut dyn FnMut(&str, &mut Param<f64>)) {}
+            fn visit<'a>(&'a self, _: &mut dyn FnMut(&str, &'a Param<f64>)) {}
+            fn visit_mut<'a>(&'a mut self, _: &mut dyn FnMut(&str, &'a mut Param<f64>)) {}
         }
         let rope = Rope::<f64>::new(2 * half, 40, 10000.0).unwrap();
         let x: Matrix<f64> = Init::Normal { std: 1.0 }.matrix(2 * half, t, &mut rng(seed));

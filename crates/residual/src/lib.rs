@@ -78,10 +78,10 @@ impl<T: Float, L: Layer<T>> Layer<T> for Residual<L> {
 // ANCHOR_END: residual
 
 impl<T: Float, L: Parameters<T>> Parameters<T> for Residual<L> {
-    fn visit(&self, f: &mut dyn FnMut(&str, &Param<T>)) {
+    fn visit<'a>(&'a self, f: &mut dyn FnMut(&str, &'a Param<T>)) {
         self.inner.visit(f);
     }
-    fn visit_mut(&mut self, f: &mut dyn FnMut(&str, &mut Param<T>)) {
+    fn visit_mut<'a>(&'a mut self, f: &mut dyn FnMut(&str, &'a mut Param<T>)) {
         self.inner.visit_mut(f);
     }
 }

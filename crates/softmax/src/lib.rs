@@ -158,8 +158,8 @@ impl<T: Float> Layer<T> for Softmax {
 }
 
 impl<T: Float> Parameters<T> for Softmax {
-    fn visit(&self, _: &mut dyn FnMut(&str, &Param<T>)) {}
-    fn visit_mut(&mut self, _: &mut dyn FnMut(&str, &mut Param<T>)) {}
+    fn visit<'a>(&'a self, _: &mut dyn FnMut(&str, &'a Param<T>)) {}
+    fn visit_mut<'a>(&'a mut self, _: &mut dyn FnMut(&str, &'a mut Param<T>)) {}
 }
 
 /// Cross-entropy options: label smoothing and an ignored target id.

@@ -12,8 +12,8 @@ fn uniform(rows: usize, cols: usize, bound: f64, seed: u64) -> Matrix<f64> {
 /// No parameters: the losses are checked with respect to their inputs only.
 struct Nothing;
 impl Parameters<f64> for Nothing {
-    fn visit(&self, _: &mut dyn FnMut(&str, &Param<f64>)) {}
-    fn visit_mut(&mut self, _: &mut dyn FnMut(&str, &mut Param<f64>)) {}
+    fn visit<'a>(&'a self, _: &mut dyn FnMut(&str, &'a Param<f64>)) {}
+    fn visit_mut<'a>(&'a mut self, _: &mut dyn FnMut(&str, &'a mut Param<f64>)) {}
 }
 
 fn finite_column() -> impl Strategy<Value = Vec<f64>> {

@@ -11,11 +11,11 @@ struct WeightAndBias {
     b: Param<f64>,
 }
 impl Parameters<f64> for WeightAndBias {
-    fn visit(&self, f: &mut dyn FnMut(&str, &Param<f64>)) {
+    fn visit<'a>(&'a self, f: &mut dyn FnMut(&str, &'a Param<f64>)) {
         f("w", &self.w);
         f("b", &self.b);
     }
-    fn visit_mut(&mut self, f: &mut dyn FnMut(&str, &mut Param<f64>)) {
+    fn visit_mut<'a>(&'a mut self, f: &mut dyn FnMut(&str, &'a mut Param<f64>)) {
         f("w", &mut self.w);
         f("b", &mut self.b);
     }

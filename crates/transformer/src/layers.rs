@@ -184,13 +184,13 @@ impl<T: Float> EncoderLayer<T> {
 }
 
 impl<T: Float> Parameters<T> for EncoderLayer<T> {
-    fn visit(&self, f: &mut dyn FnMut(&str, &Param<T>)) {
+    fn visit<'a>(&'a self, f: &mut dyn FnMut(&str, &'a Param<T>)) {
         visit_child("self_attn", &self.self_attn, f);
         visit_child("self_attn_norm", &self.self_attn_norm, f);
         visit_child("ffn", &self.ffn, f);
         visit_child("ffn_norm", &self.ffn_norm, f);
     }
-    fn visit_mut(&mut self, f: &mut dyn FnMut(&str, &mut Param<T>)) {
+    fn visit_mut<'a>(&'a mut self, f: &mut dyn FnMut(&str, &'a mut Param<T>)) {
         visit_child_mut("self_attn", &mut self.self_attn, f);
         visit_child_mut("self_attn_norm", &mut self.self_attn_norm, f);
         visit_child_mut("ffn", &mut self.ffn, f);
@@ -307,7 +307,7 @@ impl<T: Float> DecoderLayer<T> {
 }
 
 impl<T: Float> Parameters<T> for DecoderLayer<T> {
-    fn visit(&self, f: &mut dyn FnMut(&str, &Param<T>)) {
+    fn visit<'a>(&'a self, f: &mut dyn FnMut(&str, &'a Param<T>)) {
         visit_child("self_attn", &self.self_attn, f);
         visit_child("self_attn_norm", &self.self_attn_norm, f);
         visit_child("cross_attn", &self.cross_attn, f);
@@ -315,7 +315,7 @@ impl<T: Float> Parameters<T> for DecoderLayer<T> {
         visit_child("ffn", &self.ffn, f);
         visit_child("ffn_norm", &self.ffn_norm, f);
     }
-    fn visit_mut(&mut self, f: &mut dyn FnMut(&str, &mut Param<T>)) {
+    fn visit_mut<'a>(&'a mut self, f: &mut dyn FnMut(&str, &'a mut Param<T>)) {
         visit_child_mut("self_attn", &mut self.self_attn, f);
         visit_child_mut("self_attn_norm", &mut self.self_attn_norm, f);
         visit_child_mut("cross_attn", &mut self.cross_attn, f);

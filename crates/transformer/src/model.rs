@@ -638,7 +638,7 @@ fn nll<T: Float>(log_probs: &Matrix<T>, targets: &[usize], pad: TokenId) -> f64 
 }
 
 impl<T: Float> Parameters<T> for Transformer<T> {
-    fn visit(&self, f: &mut dyn FnMut(&str, &Param<T>)) {
+    fn visit<'a>(&'a self, f: &mut dyn FnMut(&str, &'a Param<T>)) {
         visit_child("src_embed", &self.src_embed, f);
         visit_child("tgt_embed", &self.tgt_embed, f);
         if let Positions::Learned { src, tgt } = &self.positions {
@@ -661,7 +661,7 @@ impl<T: Float> Parameters<T> for Transformer<T> {
             visit_child("lm_head", head, f);
         }
     }
-    fn visit_mut(&mut self, f: &mut dyn FnMut(&str, &mut Param<T>)) {
+    fn visit_mut<'a>(&'a mut self, f: &mut dyn FnMut(&str, &'a mut Param<T>)) {
         visit_child_mut("src_embed", &mut self.src_embed, f);
         visit_child_mut("tgt_embed", &mut self.tgt_embed, f);
         if let Positions::Learned { src, tgt } = &mut self.positions {

@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use addmul_core::{Parameters, ParametersExt, rng};
+use addmul_core::{ParametersExt, rng};
 use addmul_train::{AdamW, AdamWConfig, Optimizer, Schedule, clip_grad_norm};
 
 use crate::{Batch, Loss, Pair, Result, Transformer, TransformerError};
@@ -203,20 +203,17 @@ impl Trainer {
         // Sum the workers' gradients into the first, in order.
         let (first, rest) = self.workers.split_first_mut().expect("at least one worker");
         for replica in &rest[..n - 1] {
-            let mut grads = Vec::new();
-            replica.visit(&mut |_, p| grads.push(p.grad().clone()));
-            let mut i = 0;
-            first.visit_mut(&mut |_, p| {
-                *p.grad_mut() += &grads[i];
-                i += 1;
-            });
+            for (master, other) in first.params_mut().into_iter().zip(replica.params()) {
+                *master.grad_mut() += other.grad();
+            }
         }
         let grad_norm =
             if self.config.grad_clip > 0.0 { clip_grad_norm(first, self.config.grad_clip)? } else { first.grad_norm() };
         self.optimizer.step(first)?;
-        let weights = first.snapshot();
         for replica in rest.iter_mut() {
-            replica.restore(&weights)?;
+            for (mine, master) in replica.params_mut().into_iter().zip(first.params()) {
+                mine.value_mut().copy_from(master.value());
+            }
         }
         self.step += 1;
         let loss = Loss { loss, nll, tokens };

@@ -3,7 +3,9 @@
 
 mod attention;
 mod blocks;
+mod embeddings;
 mod leaf_flower;
+mod tokenizer;
 mod transformer;
 
 use std::path::PathBuf;
@@ -51,8 +53,10 @@ impl Gen {
 /// Runs every generator.
 pub fn generate_all(g: &mut Gen) -> Result<()> {
     leaf_flower::generate(g).context("chapters 1-2 (leaf/flower)")?;
+    embeddings::generate(g).context("chapter 5 (embeddings)")?;
     attention::generate(g).context("chapters 7, 8, 13 (attention, softmax, positions)")?;
     blocks::generate(g).context("chapters 9-12 (residual, layer norm, dropout, multi-head)")?;
+    tokenizer::generate(g).context("chapters 3 and 6 (text as numbers, tokenizers)")?;
     transformer::generate(g).context("chapter 15 (the Transformer)")?;
     Ok(())
 }

@@ -1,0 +1,572 @@
+//! The `addmul` command's work, as library functions (the binary only parses
+//! arguments): `train`, `sample`, `tokenizer train` and `bench`.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use addmul_gpt::checkpoint::resolve;
+use addmul_gpt::{
+    CheckpointPlan, EvalReport, Gpt, Observer, Sampler, SamplingConfig, StepReport, TrainConfig, Trainer,
+};
+use addmul_plot::{LineChart, Series};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::corpus;
+use crate::text::{TextStream, TextTokenizer, TokenizerKind};
+use crate::{Error, Result};
+
+fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
+    let context = context.into();
+    move |source| Error::Io { context, source }
+}
+
+fn invalid(what: &str, problem: impl Into<String>) -> Error {
+    Error::Invalid { what: what.to_string(), problem: problem.into() }
+}
+
+/// Builds a training configuration: a preset, then a TOML file's keys on top,
+/// then `overrides` (`key = value` pairs, as TOML values) on top of that.
+///
+/// # Errors
+/// [`Error::Gpt`] for an unknown preset; [`Error::Invalid`] for a file or
+/// override that is not valid TOML or names an unknown key.
+pub fn train_config(preset: &str, file: Option<&Path>, overrides: &[(String, String)]) -> Result<TrainConfig> {
+    let base = TrainConfig::preset(preset)?;
+    let mut table = toml::Table::try_from(&base).map_err(|e| invalid("preset", e.to_string()))?;
+    if let Some(path) = file {
+        let text = std::fs::read_to_string(path).map_err(io(format!("reading {}", path.display())))?;
+        let from_file: toml::Table =
+            text.parse().map_err(|e: toml::de::Error| invalid(&path.display().to_string(), e.to_string()))?;
+        table.extend(from_file);
+    }
+    for (key, value) in overrides {
+        let parsed: toml::Table = format!("{key} = {value}")
+            .parse()
+            .or_else(|_| format!("{key} = {:?}", value).parse())
+            .map_err(|e: toml::de::Error| invalid(&format!("--{key}"), e.to_string()))?;
+        table.extend(parsed);
+    }
+    toml::Value::Table(table).try_into().map_err(|e: toml::de::Error| invalid("configuration", e.message().to_string()))
+}
+
+/// What `addmul train` does.
+#[derive(Debug, Clone)]
+pub struct TrainOptions {
+    /// The configuration.
+    pub config: TrainConfig,
+    /// The text file (else tinyshakespeare, else the book's text).
+    pub data: Option<PathBuf>,
+    /// The run folder for checkpoints, the log and the loss curve.
+    pub out: PathBuf,
+    /// Continue the run in `out` instead of starting a new one.
+    pub resume: bool,
+    /// Character or BPE tokens.
+    pub tokenizer: TokenizerKind,
+    /// BPE vocabulary size.
+    pub vocab_size: usize,
+    /// Characters of text to sample after training (0: none).
+    pub sample_chars: usize,
+    /// Hide the progress bar (the log and summaries are still written).
+    pub quiet: bool,
+}
+
+/// A step or measurement, as a line of `log.jsonl`.
+#[derive(serde::Serialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+enum LogLine<'a> {
+    Step(&'a StepReport),
+    Eval(&'a EvalReport),
+}
+
+struct Progress {
+    bar: Option<ProgressBar>,
+    log: std::fs::File,
+    steps: Vec<StepReport>,
+    evals: Vec<EvalReport>,
+    say: Box<dyn FnMut(&str)>,
+}
+
+impl Progress {
+    fn write(&mut self, line: &LogLine<'_>) {
+        let text = serde_json::to_string(line).expect("reports serialise");
+        // The log is best effort: a full disk must not stop training.
+        let _ = writeln!(self.log, "{text}");
+    }
+}
+
+impl Observer for Progress {
+    fn step(&mut self, r: &StepReport) {
+        self.write(&LogLine::Step(r));
+        self.steps.push(*r);
+        if let Some(bar) = &self.bar {
+            bar.set_position(r.step);
+            let recent = &self.steps[self.steps.len().saturating_sub(20)..];
+            let secs: f64 = recent.iter().map(|s| s.seconds).sum();
+            let tokens: usize = recent.iter().map(|s| s.tokens).sum();
+            bar.set_message(format!("loss {:.4}  {:.0} tok/s", r.loss, tokens as f64 / secs.max(1e-9)));
+        }
+    }
+    fn eval(&mut self, r: &EvalReport) {
+        self.write(&LogLine::Eval(r));
+        self.evals.push(*r);
+        let line = format!("step {:>5}: train loss {:.4}, validation loss {:.4}", r.step, r.train_loss, r.val_loss);
+        match &self.bar {
+            Some(bar) => bar.println(line),
+            None => (self.say)(&line),
+        }
+    }
+    fn checkpoint(&mut self, dir: &Path) {
+        let line = format!("checkpoint: {}", dir.display());
+        match &self.bar {
+            Some(bar) => bar.println(line),
+            None => (self.say)(&line),
+        }
+    }
+}
+
+/// The median of `xs` (0 for none).
+fn median(mut xs: Vec<f64>) -> f64 {
+    if xs.is_empty() {
+        return 0.0;
+    }
+    xs.sort_by(f64::total_cmp);
+    xs[xs.len() / 2]
+}
+
+/// Trains a GPT as `options` say, printing through `say`; returns the run
+/// folder.
+///
+/// # Errors
+/// A corpus, tokenizer, configuration, training or checkpoint error.
+pub fn train(options: &TrainOptions, mut say: impl FnMut(&str) + 'static) -> Result<PathBuf> {
+    let corpus = corpus::load(options.data.as_deref(), &mut say)?;
+    std::fs::create_dir_all(&options.out).map_err(io(format!("creating {}", options.out.display())))?;
+    let (tokenizer, mut trainer) = if options.resume {
+        let dir = resolve(&options.out)?;
+        let tok_path = dir.join("tokenizer.json");
+        let text = std::fs::read_to_string(&tok_path).map_err(io(format!("reading {}", tok_path.display())))?;
+        let tokenizer = TextTokenizer::from_json(&text)?;
+        let ids = tokenizer.as_dyn().encode(&corpus.text)?;
+        let mut trainer = Trainer::resume(&options.out, &ids)?;
+        if options.config.max_iters > trainer.step() {
+            trainer.set_max_iters(options.config.max_iters)?;
+        }
+        say(&format!("resuming {} at step {}", dir.display(), trainer.step()));
+        (tokenizer, trainer)
+    } else {
+        let start = Instant::now();
+        let tokenizer = TextTokenizer::train(options.tokenizer, &corpus.text, options.vocab_size)?;
+        let ids = tokenizer.as_dyn().encode(&corpus.text)?;
+        say(&format!(
+            "tokenizer: {} ids; the corpus is {} tokens ({:.1}s)",
+            tokenizer.as_dyn().vocab_size(),
+            ids.len(),
+            start.elapsed().as_secs_f64()
+        ));
+        let trainer = Trainer::new(options.config.clone(), tokenizer.as_dyn().vocab_size(), &ids)?;
+        (tokenizer, trainer)
+    };
+    let config = trainer.config().clone();
+    let model_config = *trainer.model().config();
+    say(&format!(
+        "model: {} layers, {} heads, {} dims, block {}, {} parameters; {} threads",
+        model_config.n_layer,
+        model_config.n_head,
+        model_config.n_embd,
+        model_config.block_size,
+        addmul_core::ParametersExt::num_params(trainer.model()),
+        trainer.threads()
+    ));
+    let log_path = options.out.join("log.jsonl");
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .map_err(io(format!("opening {}", log_path.display())))?;
+    let bar = (!options.quiet).then(|| {
+        let bar = ProgressBar::new(config.max_iters);
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{bar:30} {pos}/{len} steps  {msg}  [{elapsed_precise} elapsed, {eta_precise} left]",
+            )
+            .expect("a valid template"),
+        );
+        bar.set_position(trainer.step());
+        bar
+    });
+    let mut progress = Progress { bar, log, steps: Vec::new(), evals: Vec::new(), say: Box::new(say) };
+    let plan = CheckpointPlan {
+        dir: options.out.clone(),
+        extra_files: vec![("tokenizer.json".into(), tokenizer.to_json().into_bytes())],
+    };
+    let result = trainer.run(&mut progress, Some(&plan));
+    if let Some(bar) = &progress.bar {
+        bar.finish_and_clear();
+    }
+    result?;
+
+    // A summary, and the loss curve.
+    let times: Vec<f64> = progress.steps.iter().skip(20).map(|s| s.seconds).collect();
+    let ms = median(times) * 1000.0;
+    let tokens_per_step = (config.batch_size * config.block_size * config.grad_accum) as f64;
+    if let Some(last) = trainer.evals().last() {
+        (progress.say)(&format!(
+            "done: step {}, train loss {:.4}, validation loss {:.4}; median {:.1} ms per step, {:.0} tokens/s, {:.1} GFLOP/s",
+            last.step,
+            last.train_loss,
+            last.val_loss,
+            ms,
+            tokens_per_step / (ms / 1000.0),
+            model_config.training_flops(tokens_per_step as usize, config.block_size) / (ms / 1000.0) / 1e9,
+        ));
+    }
+    let evals = trainer.evals();
+    let train_steps: Vec<(f64, f64)> = progress.steps.iter().map(|s| (s.step as f64, s.loss)).collect();
+    if !train_steps.is_empty() {
+        LineChart::new("Training a GPT", "step", "cross-entropy")
+            .series(Series::new("training batches", train_steps))
+            .series(Series::new("training (evaluated)", evals.iter().map(|e| (e.step as f64, e.train_loss)).collect()))
+            .series(Series::new("validation", evals.iter().map(|e| (e.step as f64, e.val_loss)).collect()))
+            .save(options.out.join("loss.svg"))?;
+        (progress.say)(&format!("loss curve: {}", options.out.join("loss.svg").display()));
+    }
+    if options.sample_chars > 0 {
+        (progress.say)("sample:");
+        let prompt = corpus.text.chars().next().map(String::from).unwrap_or_else(|| "\n".into());
+        let mut stdout = std::io::stdout().lock();
+        let options =
+            SampleOptions { prompt, max_tokens: options.sample_chars, stops: Vec::new(), ..SampleOptions::default() };
+        generate(trainer.model(), &tokenizer, &options, &mut stdout)?;
+    }
+    Ok(options.out.clone())
+}
+
+/// What `addmul sample` does.
+#[derive(Debug, Clone)]
+pub struct SampleOptions {
+    /// The text to continue.
+    pub prompt: String,
+    /// Tokens to generate at most.
+    pub max_tokens: usize,
+    /// Temperature, top-k, top-p, seed.
+    pub sampling: SamplingConfig,
+    /// Stop (without printing it) at the first of these strings.
+    pub stops: Vec<String>,
+}
+
+impl Default for SampleOptions {
+    fn default() -> Self {
+        SampleOptions { prompt: "\n".into(), max_tokens: 500, sampling: SamplingConfig::default(), stops: Vec::new() }
+    }
+}
+
+/// Loads a model and its tokenizer from a run folder or a checkpoint folder.
+///
+/// # Errors
+/// A missing or corrupt checkpoint or tokenizer file.
+pub fn load(path: &Path) -> Result<(Gpt<f32>, TextTokenizer)> {
+    let dir = resolve(path)?;
+    let model = addmul_gpt::checkpoint::load_model(&dir)?;
+    let tok_path = dir.join("tokenizer.json");
+    let text = std::fs::read_to_string(&tok_path).map_err(io(format!("reading {}", tok_path.display())))?;
+    let tokenizer = TextTokenizer::from_json(&text)?;
+    if tokenizer.as_dyn().vocab_size() != model.config().vocab_size {
+        return Err(invalid(
+            &tok_path.display().to_string(),
+            format!("has {} ids but the model has {}", tokenizer.as_dyn().vocab_size(), model.config().vocab_size),
+        ));
+    }
+    Ok((model, tokenizer))
+}
+
+// ANCHOR: generate
+/// Generates text after `options.prompt`, writing each piece to `out` as soon
+/// as it is a whole character (and cannot be the start of a stop string).
+/// Returns the text generated and the number of tokens.
+///
+/// # Errors
+/// A prompt the tokenizer cannot encode; a write error.
+pub fn generate(
+    model: &Gpt<f32>,
+    tokenizer: &TextTokenizer,
+    options: &SampleOptions,
+    out: &mut dyn Write,
+) -> Result<(String, usize)> {
+    let tok = tokenizer.as_dyn();
+    let prompt = tok.encode(&options.prompt)?;
+    if prompt.is_empty() {
+        return Err(invalid("--prompt", "is empty after tokenizing; give at least one character"));
+    }
+    let mut sampler = Sampler::new(model, &prompt, options.sampling)?;
+    let mut stream = TextStream::new(options.stops.clone());
+    let mut text = String::new();
+    let mut count = 0;
+    let w = |e| Error::Io { context: "writing the sample".into(), source: e };
+    while count < options.max_tokens && !stream.stopped() {
+        let id = sampler.next_token()?;
+        count += 1;
+        let piece = stream.push(&tok.decode_bytes(&[id])?);
+        out.write_all(piece.as_bytes()).map_err(w)?;
+        out.flush().map_err(w)?;
+        text.push_str(&piece);
+    }
+    let rest = stream.finish();
+    out.write_all(rest.as_bytes()).map_err(w)?;
+    writeln!(out).map_err(w)?;
+    text.push_str(&rest);
+    Ok((text, count))
+}
+// ANCHOR_END: generate
+
+/// What `addmul tokenizer train` does: trains a tokenizer on a text file and
+/// saves it; returns a summary.
+///
+/// # Errors
+/// A file or tokenizer error.
+pub fn tokenizer_train(data: &Path, kind: TokenizerKind, vocab_size: usize, out: &Path) -> Result<String> {
+    let text = corpus::read_text(data)?;
+    let start = Instant::now();
+    let tokenizer = TextTokenizer::train(kind, &text, vocab_size)?;
+    let seconds = start.elapsed().as_secs_f64();
+    let ids = tokenizer.as_dyn().encode(&text)?;
+    std::fs::write(out, tokenizer.to_json()).map_err(io(format!("writing {}", out.display())))?;
+    Ok(format!(
+        "trained a {} tokenizer with {} ids in {seconds:.2}s; {} bytes become {} tokens ({:.2} bytes per token); saved to {}",
+        match kind {
+            TokenizerKind::Char => "character",
+            TokenizerKind::Bpe => "byte-level BPE",
+        },
+        tokenizer.as_dyn().vocab_size(),
+        text.len(),
+        ids.len(),
+        text.len() as f64 / ids.len().max(1) as f64,
+        out.display()
+    ))
+}
+
+/// What `addmul bench` measures.
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
+    /// The text (default: tinyshakespeare as `addmul train` finds it).
+    pub data: Option<PathBuf>,
+    /// Steps of the cpu-small run (nanoGPT's 2000 for the quality figure).
+    pub iters: u64,
+    /// Worker threads (0: one per core).
+    pub threads: usize,
+    /// Tokens to sample for the sampling speed.
+    pub sample_tokens: usize,
+    /// Steps timed for the larger configuration (0: skip it).
+    pub large_iters: u64,
+}
+
+/// One configuration's training speed.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SpeedReport {
+    /// Which configuration.
+    pub name: String,
+    /// Steps timed (after the first few).
+    pub steps: usize,
+    /// Median milliseconds per step.
+    pub median_ms: f64,
+    /// 10th and 90th percentiles.
+    pub p10_ms: f64,
+    /// 90th percentile.
+    pub p90_ms: f64,
+    /// Tokens per second at the median.
+    pub tokens_per_s: f64,
+    /// Achieved GFLOP/s at the median (`GptConfig::training_flops`).
+    pub gflops: f64,
+    /// Share of the machine's CPU time that other processes used meanwhile.
+    pub other_load: f64,
+}
+
+/// Everything `addmul bench` measured.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BenchReport {
+    /// Where the text came from.
+    pub corpus: String,
+    /// Worker threads.
+    pub threads: usize,
+    /// cpu-small's speed.
+    pub cpu_small: SpeedReport,
+    /// Validation measurements of the cpu-small run.
+    pub evals: Vec<EvalReport>,
+    /// Tokens per second when sampling with the cache, batch 1.
+    pub sample_tokens_per_s: f64,
+    /// The larger configuration's speed, if measured.
+    pub large: Option<SpeedReport>,
+}
+
+/// CPU seconds used by the whole machine (busy) and by this process, from
+/// `/proc` (zeros where there is no `/proc`).
+fn cpu_times() -> (f64, f64) {
+    let tick = 100.0; // USER_HZ on Linux
+    let machine = std::fs::read_to_string("/proc/stat")
+        .ok()
+        .and_then(|s| {
+            let f: Vec<f64> = s.lines().next()?.split_whitespace().skip(1).filter_map(|v| v.parse().ok()).collect();
+            Some((f.iter().sum::<f64>() - f.get(3)? - f.get(4)?) / tick)
+        })
+        .unwrap_or(0.0);
+    let own = std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| {
+            let rest = &s[s.rfind(')')? + 2..];
+            let f: Vec<f64> = rest.split_whitespace().filter_map(|v| v.parse().ok()).collect();
+            Some((f.get(11)? + f.get(12)?) / tick)
+        })
+        .unwrap_or(0.0);
+    (machine, own)
+}
+
+fn speed(
+    name: &str,
+    trainer: &mut Trainer,
+    steps: u64,
+    skip: usize,
+    mut each: impl FnMut(&StepReport),
+) -> Result<SpeedReport> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    let (m0, o0) = cpu_times();
+    let t0 = Instant::now();
+    let mut times = Vec::new();
+    let mut tokens = 0;
+    for _ in 0..steps {
+        let r = trainer.train_step()?;
+        each(&r);
+        tokens = r.tokens;
+        times.push(r.seconds * 1000.0);
+    }
+    let wall = t0.elapsed().as_secs_f64();
+    let (m1, o1) = cpu_times();
+    let other_load = (((m1 - m0) - (o1 - o0)) / (wall * cores)).clamp(0.0, 1.0);
+    let mut timed: Vec<f64> = times.into_iter().skip(skip).collect();
+    timed.sort_by(f64::total_cmp);
+    let pick = |q: f64| timed.get(((timed.len() as f64 - 1.0) * q).round() as usize).copied().unwrap_or(0.0);
+    let median_ms = pick(0.5);
+    let config = trainer.config();
+    let flops = trainer.model().config().training_flops(tokens, config.block_size);
+    Ok(SpeedReport {
+        name: name.to_string(),
+        steps: timed.len(),
+        median_ms,
+        p10_ms: pick(0.1),
+        p90_ms: pick(0.9),
+        tokens_per_s: tokens as f64 / (median_ms / 1000.0),
+        gflops: flops / (median_ms / 1000.0) / 1e9,
+        other_load,
+    })
+}
+
+/// Trains `cpu-small` on a text, timing every step and measuring validation
+/// loss as it goes; then times sampling with the cache and a few steps of a
+/// larger configuration (6 layers, 6 heads, 384 dimensions, block 256).
+///
+/// # Errors
+/// A corpus, tokenizer or training error.
+pub fn bench(options: &BenchOptions, mut say: impl FnMut(&str)) -> Result<BenchReport> {
+    let corpus = corpus::load(options.data.as_deref(), &mut say)?;
+    let tokenizer = TextTokenizer::train(TokenizerKind::Char, &corpus.text, 0)?;
+    let ids = tokenizer.as_dyn().encode(&corpus.text)?;
+    let vocab = tokenizer.as_dyn().vocab_size();
+
+    let config = TrainConfig { max_iters: options.iters, threads: options.threads, ..TrainConfig::cpu_small() };
+    let mut trainer = Trainer::new(config.clone(), vocab, &ids)?;
+    say(&format!("cpu-small: {} steps on {} threads", options.iters, trainer.threads()));
+    trainer.evaluate()?;
+    let mut evals_due: Vec<u64> =
+        (1..=options.iters).filter(|s| s % config.eval_interval == 0 || *s == options.iters).collect();
+    evals_due.reverse();
+    let mut eval_reports = vec![*trainer.evals().last().expect("evaluated")];
+    // Evaluations are not timed: run the steps in stretches between them.
+    let mut cpu_small: Option<SpeedReport> = None;
+    let mut all_times = Vec::new();
+    let mut other = Vec::new();
+    while let Some(next) = evals_due.pop() {
+        let steps = next - trainer.step();
+        let r = speed("cpu-small", &mut trainer, steps, 0, |s| all_times.push(s.seconds * 1000.0))?;
+        other.push(r.other_load);
+        let e = trainer.evaluate()?;
+        say(&format!(
+            "step {:>5}: validation loss {:.4} ({:.1} ms per step in this stretch)",
+            e.step, e.val_loss, r.median_ms
+        ));
+        eval_reports.push(e);
+        cpu_small = Some(r);
+    }
+    let mut timed: Vec<f64> = all_times.into_iter().skip(20).collect();
+    timed.sort_by(f64::total_cmp);
+    let pick = |q: f64| timed.get(((timed.len() as f64 - 1.0) * q).round() as usize).copied().unwrap_or(0.0);
+    let median_ms = pick(0.5);
+    let tokens = config.batch_size * config.block_size;
+    let mut cpu_small = cpu_small.ok_or_else(|| invalid("--iters", "must be at least 1"))?;
+    cpu_small.steps = timed.len();
+    cpu_small.median_ms = median_ms;
+    cpu_small.p10_ms = pick(0.1);
+    cpu_small.p90_ms = pick(0.9);
+    cpu_small.tokens_per_s = tokens as f64 / (median_ms / 1000.0);
+    cpu_small.gflops = trainer.model().config().training_flops(tokens, config.block_size) / (median_ms / 1000.0) / 1e9;
+    cpu_small.other_load = other.iter().sum::<f64>() / other.len().max(1) as f64;
+
+    // Sampling speed: batch 1, temperature 1, with the key/value cache.
+    let prompt = tokenizer.as_dyn().encode("\n")?;
+    let sampling = SamplingConfig { seed: 7, ..SamplingConfig::default() };
+    let mut sampler = Sampler::new(trainer.model(), &prompt, sampling)?;
+    for _ in 0..20 {
+        sampler.next_token()?;
+    }
+    let t0 = Instant::now();
+    for _ in 0..options.sample_tokens {
+        sampler.next_token()?;
+    }
+    let sample_tokens_per_s = options.sample_tokens as f64 / t0.elapsed().as_secs_f64();
+    say(&format!("sampling: {sample_tokens_per_s:.0} tokens/s with the cache, batch 1"));
+
+    let large = if options.large_iters > 0 {
+        let config = TrainConfig {
+            n_layer: 6,
+            n_head: 6,
+            n_embd: 384,
+            block_size: 256,
+            max_iters: options.large_iters + 5,
+            threads: options.threads,
+            ..TrainConfig::cpu_small()
+        };
+        let mut trainer = Trainer::new(config, vocab, &ids)?;
+        let r = speed(
+            "6 layers, 6 heads, 384 dims, block 256, batch 12",
+            &mut trainer,
+            options.large_iters + 5,
+            5,
+            |_| {},
+        )?;
+        say(&format!(
+            "{}: {:.1} ms per step, {:.0} tokens/s, {:.1} GFLOP/s",
+            r.name, r.median_ms, r.tokens_per_s, r.gflops
+        ));
+        Some(r)
+    } else {
+        None
+    };
+    let report = BenchReport {
+        corpus: format!("{:?}", corpus.source),
+        threads: trainer.threads(),
+        cpu_small,
+        evals: eval_reports,
+        sample_tokens_per_s,
+        large,
+    };
+    let c = &report.cpu_small;
+    say(&format!(
+        "cpu-small: median {:.1} ms per step (p10 {:.1}, p90 {:.1}), {:.0} tokens/s, {:.1} GFLOP/s; final validation loss {:.4}; other processes used {:.0}% of the machine",
+        c.median_ms,
+        c.p10_ms,
+        c.p90_ms,
+        c.tokens_per_s,
+        c.gflops,
+        report.evals.last().map_or(f64::NAN, |e| e.val_loss),
+        100.0 * c.other_load
+    ));
+    Ok(report)
+}

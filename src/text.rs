@@ -1,0 +1,212 @@
+//! The tokenizers a GPT can be trained with, and how they are saved beside a
+//! checkpoint (`tokenizer.json`).
+
+use addmul_tokenizer::{Bpe, BpeTrainer, CharTokenizer, GPT2_PATTERN, Pattern, Tokenizer};
+use serde_json::json;
+
+use crate::{Error, Result};
+
+/// Which tokenizer to train on a corpus.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenizerKind {
+    /// One id per distinct character of the corpus (the default, as the
+    /// article and nanoGPT's `shakespeare_char`).
+    Char,
+    /// Byte-level BPE with GPT-2's pre-splitting, trained to a vocabulary size.
+    Bpe,
+}
+
+impl std::str::FromStr for TokenizerKind {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "char" => Ok(TokenizerKind::Char),
+            "bpe" => Ok(TokenizerKind::Bpe),
+            other => {
+                Err(Error::Invalid { what: "tokenizer".into(), problem: format!("`{other}`: expected char or bpe") })
+            }
+        }
+    }
+}
+
+/// A trained tokenizer of one of the supported kinds.
+#[derive(Debug, Clone)]
+pub enum TextTokenizer {
+    /// Characters.
+    Char(CharTokenizer),
+    /// Byte-level BPE.
+    Bpe(Bpe),
+}
+
+const FORMAT: &str = "addmul-tokenizer/1";
+
+impl TextTokenizer {
+    /// Trains a tokenizer of `kind` on `text` (`vocab_size` is used by BPE
+    /// only).
+    ///
+    /// # Errors
+    /// [`Error::Tokenizer`] (e.g. a BPE vocabulary below 256).
+    pub fn train(kind: TokenizerKind, text: &str, vocab_size: usize) -> Result<Self> {
+        Ok(match kind {
+            TokenizerKind::Char => TextTokenizer::Char(CharTokenizer::from_text(text)),
+            TokenizerKind::Bpe => {
+                TextTokenizer::Bpe(BpeTrainer::new(vocab_size).pattern(Some(Pattern::Gpt2)).train(text)?)
+            }
+        })
+    }
+
+    /// As a trait object.
+    pub fn as_dyn(&self) -> &dyn Tokenizer {
+        match self {
+            TextTokenizer::Char(t) => t,
+            TextTokenizer::Bpe(t) => t,
+        }
+    }
+
+    /// The JSON saved as `tokenizer.json`: `{"format", "kind", ...}` with the
+    /// alphabet of a character tokenizer, or the BPE's own file format (a
+    /// tiktoken rank file with a header).
+    pub fn to_json(&self) -> String {
+        let value = match self {
+            TextTokenizer::Char(t) => {
+                json!({ "format": FORMAT, "kind": "char", "alphabet": t.alphabet().iter().collect::<String>() })
+            }
+            TextTokenizer::Bpe(t) => {
+                json!({ "format": FORMAT, "kind": "bpe", "pattern": GPT2_PATTERN, "bpe": t.to_file_string() })
+            }
+        };
+        serde_json::to_string_pretty(&value).expect("a JSON value serialises")
+    }
+
+    /// Reads [`TextTokenizer::to_json`].
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] for JSON that is not a tokenizer file;
+    /// [`Error::Tokenizer`] for a corrupt BPE.
+    pub fn from_json(text: &str) -> Result<Self> {
+        let bad = |problem: &str| Error::Invalid { what: "tokenizer.json".into(), problem: problem.into() };
+        let v: serde_json::Value = serde_json::from_str(text).map_err(|e| bad(&e.to_string()))?;
+        if v.get("format").and_then(|f| f.as_str()) != Some(FORMAT) {
+            return Err(bad(&format!("expected \"format\": \"{FORMAT}\"")));
+        }
+        match v.get("kind").and_then(|k| k.as_str()) {
+            Some("char") => {
+                let alphabet = v.get("alphabet").and_then(|a| a.as_str()).ok_or_else(|| bad("missing \"alphabet\""))?;
+                Ok(TextTokenizer::Char(CharTokenizer::new(alphabet.chars())))
+            }
+            Some("bpe") => {
+                let data = v.get("bpe").and_then(|a| a.as_str()).ok_or_else(|| bad("missing \"bpe\""))?;
+                Ok(TextTokenizer::Bpe(Bpe::from_file_string(data)?))
+            }
+            _ => Err(bad("\"kind\" must be \"char\" or \"bpe\"")),
+        }
+    }
+}
+
+/// Turns a stream of token ids into text as it arrives, holding back bytes
+/// that do not yet form a whole character (byte-level tokens can split one)
+/// and the tail that could still become a stop string.
+#[derive(Debug, Clone, Default)]
+pub struct TextStream {
+    bytes: Vec<u8>,
+    text: String,
+    emitted: usize,
+    stops: Vec<String>,
+    stopped: bool,
+}
+
+impl TextStream {
+    /// A stream that stops at the first of `stops` (which is not emitted).
+    pub fn new(stops: Vec<String>) -> Self {
+        TextStream { stops: stops.into_iter().filter(|s| !s.is_empty()).collect(), ..Self::default() }
+    }
+
+    /// `true` once a stop string has appeared.
+    pub fn stopped(&self) -> bool {
+        self.stopped
+    }
+
+    /// Adds a token's bytes; returns the text that is now safe to show.
+    pub fn push(&mut self, token_bytes: &[u8]) -> String {
+        if self.stopped {
+            return String::new();
+        }
+        self.bytes.extend_from_slice(token_bytes);
+        let valid = match std::str::from_utf8(&self.bytes) {
+            Ok(s) => s.len(),
+            // An incomplete character at the end waits; invalid bytes in the
+            // middle are shown as U+FFFD.
+            Err(e) if e.error_len().is_none() => e.valid_up_to(),
+            Err(_) => self.bytes.len(),
+        };
+        let chunk: Vec<u8> = self.bytes.drain(..valid).collect();
+        self.text.push_str(&String::from_utf8_lossy(&chunk));
+        if let Some(at) =
+            self.stops.iter().filter_map(|s| self.text[self.emitted..].find(s.as_str()).map(|i| self.emitted + i)).min()
+        {
+            self.stopped = true;
+            let out = self.text[self.emitted..at].to_string();
+            self.emitted = at;
+            return out;
+        }
+        // Hold back the longest ending that could still grow into a stop
+        // string.
+        let pending = &self.text[self.emitted..];
+        let hold = self
+            .stops
+            .iter()
+            .filter_map(|s| (1..s.len()).rev().find(|&k| s.is_char_boundary(k) && pending.ends_with(&s[..k])))
+            .max()
+            .unwrap_or(0);
+        let safe = self.text.len() - hold;
+        let out = self.text[self.emitted..safe].to_string();
+        self.emitted = safe;
+        out
+    }
+
+    /// Whatever is still held back (at the end of generation).
+    pub fn finish(&mut self) -> String {
+        if self.stopped {
+            return String::new();
+        }
+        let rest = String::from_utf8_lossy(&std::mem::take(&mut self.bytes)).into_owned();
+        self.text.push_str(&rest);
+        let out = self.text[self.emitted..].to_string();
+        self.emitted = self.text.len();
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokenizers_round_trip_through_json() {
+        let text = "To be, or not to be: that is the question.";
+        for kind in [TokenizerKind::Char, TokenizerKind::Bpe] {
+            let t = TextTokenizer::train(kind, text, 270).unwrap();
+            let back = TextTokenizer::from_json(&t.to_json()).unwrap();
+            let ids = t.as_dyn().encode(text).unwrap();
+            assert_eq!(back.as_dyn().encode(text).unwrap(), ids);
+            assert_eq!(back.as_dyn().decode(&ids).unwrap(), text);
+        }
+        assert!(TextTokenizer::from_json("{}").is_err());
+        assert!(TextTokenizer::from_json("not json").is_err());
+    }
+
+    #[test]
+    fn the_stream_waits_for_whole_characters_and_cuts_at_stop_strings() {
+        let mut s = TextStream::new(vec!["\n\n".into()]);
+        let euro = "€".as_bytes();
+        assert_eq!(s.push(&euro[..1]), "");
+        assert_eq!(s.push(&euro[1..]), "€");
+        assert_eq!(s.push(b"ab\n"), "ab");
+        assert_eq!(s.push(b"\nnext"), "");
+        assert!(s.stopped());
+        assert_eq!(s.finish(), "");
+        let mut s = TextStream::new(vec![]);
+        assert_eq!(s.push(b"plain"), "plain");
+        assert_eq!(s.finish(), "");
+    }
+}

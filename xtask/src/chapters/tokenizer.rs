@@ -1,0 +1,332 @@
+//! Chapters 3 and 6: text as numbers, the article's character model, and
+//! subword tokenizers.
+//!
+//! Everything here runs on data inside the repository (the nursery rhymes,
+//! GPT-2's vocabulary as bundled by `tiktoken-rs`), except the numbers about
+//! tinyshakespeare: those come from `book/measured/tokenizers.json`, which
+//! this generator rewrites whenever the corpus is present (`$ADDMUL_CORPUS`,
+//! or `../shared/data/tinyshakespeare.txt` next to the repository).
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use addmul::charlm::{self, CharModelConfig, NURSERY_RHYMES, examples};
+use addmul::demos::{CharModelOptions, char_model};
+use addmul::plot::{LineChart, Series};
+use addmul::tokenizer::{
+    ArticleChars, Bpe, BpeTrainer, CharTokenizer, Pattern, SentencePieceBpeTrainer, SpecialPolicy, Tokenizer,
+    UnigramTrainer, bytes,
+};
+use anyhow::{Context, Result, bail, ensure};
+use base64::Engine as _;
+use serde_json::{Value, json};
+
+use super::Gen;
+
+pub fn generate(g: &mut Gen) -> Result<()> {
+    chapter3(g).context("chapter 3")?;
+    chapter6(g).context("chapter 6")?;
+    Ok(())
+}
+
+/// `[1, 2, 3]` as the book prints lists.
+fn list(ids: &[u32]) -> String {
+    format!("{ids:?}")
+}
+
+/// A token as inline code, spaces shown as `␣`.
+fn code(token: &str) -> String {
+    format!("`{}`", token.replace(' ', "␣").replace('\n', "\\n"))
+}
+
+/// Tokens as inline code: `` `▁the` `▁cat` `s` ``.
+fn pieces(tok: &dyn Tokenizer, ids: &[u32]) -> Result<String> {
+    let texts: Vec<String> = ids.iter().map(|&i| tok.token_text(i).map(|t| code(&t))).collect::<Result<_, _>>()?;
+    Ok(texts.join(" "))
+}
+
+fn chapter3(g: &mut Gen) -> Result<()> {
+    // The article's code.
+    let code = ArticleChars;
+    let mut table = String::from(
+        "| character | a | b | c | ... | y | z | space | newline | `.` | `,` | `'` | `!` | `?` | `;` | `:` | `-` |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n| number |",
+    );
+    for c in ['a', 'b', 'c'] {
+        table.push_str(&format!(" {} |", ArticleChars::id(c).expect("a letter")));
+    }
+    table.push_str(" ... |");
+    for c in "yz \n.,'!?;:-".chars() {
+        table.push_str(&format!(" {} |", ArticleChars::id(c).expect("in the alphabet")));
+    }
+    g.text("ch03_alphabet.md", &format!("{table}\n"))?;
+    g.num("ch03.vocab", (ArticleChars::VOCAB_SIZE - 1) as f64, 0);
+    let prompt = "humpty dumpt";
+    g.values.set("ch03.humpty_ids", list(&code.encode(prompt)?));
+    g.num("ch03.y_id", f64::from(ArticleChars::id('y').expect("a letter")), 0);
+    g.num("ch03.context", charlm::ARTICLE_CONTEXT as f64, 0);
+
+    // The first windows of the rhymes.
+    let first_line = "humpty dumpty sat";
+    let ids = code.encode(first_line)?;
+    let mut windows = String::from("| the model reads (12 numbers) | as text | it should answer |\n|---|---|---|\n");
+    for e in examples(&ids, charlm::ARTICLE_CONTEXT).iter().skip(11).take(5) {
+        let text: String = code.decode(&e.window)?;
+        windows.push_str(&format!(
+            "| `{}` | `{}` | `{}` ({}) |\n",
+            list(&e.window),
+            text.replace(' ', "␣"),
+            code.decode(&[e.next])?.replace(' ', "␣"),
+            e.next
+        ));
+    }
+    g.text("ch03_windows.md", &windows)?;
+
+    // The demo itself: training, prediction, generation.
+    let options = CharModelOptions { progress_every: 20, ..Default::default() };
+    let mut transcript = Vec::new();
+    let demo = char_model(&options, &mut transcript)?;
+    g.text("char_model_output.txt", &String::from_utf8(transcript)?)?;
+    let run = &demo.run;
+    let config = CharModelConfig::article();
+    g.num("ch03.params", addmul::core::ParametersExt::num_params(&run.model) as f64, 0);
+    g.values.set("ch03.hidden", config.hidden.iter().map(ToString::to_string).collect::<Vec<_>>().join(" and "));
+    g.num("ch03.epochs", config.epochs as f64, 0);
+    g.num("ch03.rhymes_chars", NURSERY_RHYMES.chars().count() as f64, 0);
+    g.num("ch03.n_train", run.n_train as f64, 0);
+    g.num("ch03.n_val", run.n_val as f64, 0);
+    let epochs = &run.history.epochs;
+    let (first, last) = (&epochs[0], epochs.last().expect("trained"));
+    g.num("ch03.first_train_loss", first.train_loss, 2);
+    g.num("ch03.last_train_loss", last.train_loss, 2);
+    g.num("ch03.uniform_loss", (charlm::NUM_CHARS as f64).ln(), 2);
+    let best_val =
+        epochs.iter().min_by(|a, b| a.val_loss.unwrap_or(f64::MAX).total_cmp(&b.val_loss.unwrap_or(f64::MAX)));
+    let best_val = best_val.expect("validated");
+    g.num("ch03.best_val_loss", best_val.val_loss.unwrap_or(f64::NAN), 2);
+    g.num("ch03.best_val_epoch", best_val.epoch as f64, 0);
+    g.num("ch03.last_val_loss", last.val_loss.unwrap_or(f64::NAN), 2);
+    let (c, p) = demo.next[0];
+    ensure!(c == 'y', "the trained model no longer answers 'y' after {prompt:?} but {c:?}: update chapter 3");
+    g.percent("ch03.p_y", p);
+    // After "humpty dumpty ", the two verses differ: the window cannot know which.
+    let after = run.model.probabilities("humpty dumpty ")?;
+    let p_of = |c: char| after.iter().find(|x| x.0 == c).map_or(0.0, |x| x.1);
+    g.percent("ch03.p_sat", p_of('s'));
+    g.percent("ch03.p_had", p_of('h'));
+    LineChart::new("The character model: training and validation loss", "epoch", "cross-entropy")
+        .series(Series::new("training", epochs.iter().map(|r| (r.epoch as f64, r.train_loss)).collect()))
+        .series(Series::new(
+            "validation",
+            epochs.iter().map(|r| (r.epoch as f64, r.val_loss.unwrap_or(f64::NAN))).collect(),
+        ))
+        .save(g.figure("ch03_char_model_loss.svg"))?;
+    Ok(())
+}
+
+/// GPT-2 from the vocabulary bundled in `tiktoken-rs`, loaded by our loader.
+fn gpt2() -> Result<Bpe> {
+    let tk = tiktoken_rs::r50k_base()?;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let mut ranks = String::new();
+    for id in 0..50256u32 {
+        ranks.push_str(&format!("{} {id}\n", b64.encode(tk.decode_bytes(&[id])?)));
+    }
+    Ok(Bpe::gpt2_from_tiktoken(&ranks)?)
+}
+
+/// The merges' tokens as quoted strings.
+fn first_merges(bpe: &Bpe, n: usize) -> Result<String> {
+    let tokens: Vec<String> = bpe.merges().iter().take(n).map(|m| bpe.token_text(m.token)).collect::<Result<_, _>>()?;
+    Ok(tokens.iter().map(|t| code(t)).collect::<Vec<_>>().join(" "))
+}
+
+fn chapter6(g: &mut Gen) -> Result<()> {
+    // minbpe's example.
+    let bpe = BpeTrainer::new(256 + 3).pattern(None).train("aaabdaaabac")?;
+    let merges: Vec<String> = bpe
+        .merges()
+        .iter()
+        .map(|m| {
+            format!("({}, {}) → {} {}", m.left, m.right, m.token, code(&bpe.token_text(m.token).unwrap_or_default()))
+        })
+        .collect();
+    g.values.set("ch06.minbpe_merges", merges.join(", "));
+    g.values.set("ch06.minbpe_ids", list(&bpe.encode("aaabdaaabac")?));
+
+    // Subwords learned from the nursery rhymes.
+    let rhymes = NURSERY_RHYMES;
+    // With 50 merges " cats" is " cat" + "s"; with 100 the rhymes' many cats
+    // have earned a token of their own.
+    let (small, large) = (256 + 50, 256 + 100);
+    g.num("ch06.rhymes.small", small as f64, 0);
+    g.num("ch06.rhymes.small_merges", (small - 256) as f64, 0);
+    g.num("ch06.rhymes.large", large as f64, 0);
+    g.num("ch06.rhymes.large_merges", (large - 256) as f64, 0);
+    let bpe = BpeTrainer::new(small).train(rhymes)?;
+    let bpe_large = BpeTrainer::new(large).train(rhymes)?;
+    let uni = UnigramTrainer::new(large).train(rhymes)?;
+    let spbpe = SentencePieceBpeTrainer::new(large).train(rhymes)?;
+    let sentence = "the cats sat";
+    for (key, tok) in [("bpe", &bpe as &dyn Tokenizer), ("bpe_large", &bpe_large), ("unigram", &uni), ("spbpe", &spbpe)]
+    {
+        let ids = tok.encode(sentence)?;
+        g.values.set(&format!("ch06.rhymes.{key}.pieces"), pieces(tok, &ids)?);
+        g.values.set(&format!("ch06.rhymes.{key}.ids"), list(&ids));
+    }
+    let split_of = |bpe: &Bpe| -> Result<Vec<String>> {
+        Ok(bpe.encode(" cats")?.iter().map(|&i| bpe.token_text(i)).collect::<Result<_, _>>()?)
+    };
+    ensure!(split_of(&bpe)? == [" cat", "s"], "\" cats\" now splits as {:?}: update chapter 6", split_of(&bpe)?);
+    ensure!(
+        split_of(&bpe_large)? == [" cats"],
+        "\" cats\" now splits as {:?}: update chapter 6",
+        split_of(&bpe_large)?
+    );
+    g.values.set("ch06.rhymes.first_merges", first_merges(&bpe, 10)?);
+    g.num("ch06.rhymes.chars", rhymes.chars().count() as f64, 0);
+    g.num("ch06.rhymes.bpe_tokens", bpe.encode(rhymes)?.len() as f64, 0);
+    g.num("ch06.rhymes.bpe_large_tokens", bpe_large.encode(rhymes)?.len() as f64, 0);
+
+    // Byte fallback in the SentencePiece convention.
+    let ids = uni.encode("zebra €")?;
+    g.values.set("ch06.fallback.pieces", pieces(&uni, &ids)?);
+
+    // GPT-2.
+    let gpt2 = gpt2()?;
+    g.num("ch06.gpt2.vocab", gpt2.vocab_size() as f64, 0);
+    g.num("ch06.gpt2.merges", (gpt2.num_mergeable() - 256) as f64, 0);
+    g.values.set("ch06.gpt2.hello", list(&gpt2.encode("Hello world")?));
+    for (key, text) in [("cats", " cats"), ("tokenizers", " tokenizers"), ("emoji", "🤖"), ("humpty", "Humpty Dumpty")]
+    {
+        let ids = gpt2.encode(text)?;
+        g.values.set(&format!("ch06.gpt2.{key}.ids"), list(&ids));
+        g.values.set(&format!("ch06.gpt2.{key}.pieces"), pieces(&gpt2, &ids)?);
+        g.num(&format!("ch06.gpt2.{key}.count"), ids.len() as f64, 0);
+    }
+    let emoji = gpt2.encode("🤖")?;
+    let hex: Vec<String> = emoji
+        .iter()
+        .map(|&id| {
+            let b = gpt2.token_bytes(id).unwrap_or_default();
+            b.iter().map(|x| format!("{x:02X}")).collect::<Vec<_>>().join(" ")
+        })
+        .collect();
+    g.values.set("ch06.gpt2.emoji.bytes", hex.join(", "));
+    g.values.set("ch06.gpt2.emoji.utf8", "🤖".bytes().map(|x| format!("{x:02X}")).collect::<Vec<_>>().join(" "));
+    g.values.set("ch06.gpt2.space", bytes::byte_to_char(b' '));
+    g.values.set("ch06.gpt2.newline", bytes::byte_to_char(b'\n'));
+    let eot = gpt2.encode_with("a<|endoftext|>b", &SpecialPolicy::allow_all())?;
+    g.values.set("ch06.gpt2.eot", list(&eot));
+    let split = addmul::tokenizer::split(&Pattern::Gpt2, "I'm  here, aren't I?")?;
+    g.values.set("ch06.gpt2.split", split.iter().map(|p| code(p)).collect::<Vec<_>>().join(" "));
+    let reference: Value = serde_json::from_str(&std::fs::read_to_string(
+        crate::project_root().join("crates/tokenizer/tests/data/gpt2_reference.json"),
+    )?)?;
+    g.num("ch06.gpt2.reference_cases", reference["cases"].as_array().map_or(0, Vec::len) as f64, 0);
+
+    // tinyshakespeare: measured when the corpus is here, read back otherwise.
+    let measured = measured_path();
+    if let Some((path, text)) = corpus() {
+        let start = Instant::now();
+        let values = measure_corpus(&text, &gpt2).with_context(|| format!("measuring {}", path.display()))?;
+        update_measured(&measured, values)?;
+        eprintln!("measured {} in {:.1}s into {}", path.display(), start.elapsed().as_secs_f64(), measured.display());
+    }
+    let file: Value = serde_json::from_str(
+        &std::fs::read_to_string(&measured).with_context(|| format!("reading {}", measured.display()))?,
+    )?;
+    for section in ["corpus", "timings"] {
+        let Some(Value::Object(map)) = file.get(section) else { bail!("{} has no {section:?}", measured.display()) };
+        for (k, v) in map {
+            let v = match v {
+                Value::String(s) => s.clone(),
+                Value::Number(n) if n.is_u64() => group_thousands(n.as_u64().unwrap_or_default()),
+                other => other.to_string(),
+            };
+            g.values.set(&format!("ch06.shakespeare.{k}"), v);
+        }
+    }
+    Ok(())
+}
+
+/// `338025` as `338,025`.
+fn group_thousands(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn measured_path() -> PathBuf {
+    crate::project_root().join("book/measured/tokenizers.json")
+}
+
+/// tinyshakespeare, if it is here.
+fn corpus() -> Option<(PathBuf, String)> {
+    let path = std::env::var_os("ADDMUL_CORPUS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| crate::project_root().join("../shared/data/tinyshakespeare.txt"));
+    std::fs::read_to_string(&path).ok().map(|t| (path, t))
+}
+
+/// The numbers of chapter 6 that need tinyshakespeare. Deterministic: they
+/// depend only on the text and the code.
+fn measure_corpus(text: &str, gpt2: &Bpe) -> Result<Value> {
+    let vocab = 4096;
+    let chars = CharTokenizer::from_text(text);
+    let gpt2_ids = gpt2.encode_ordinary(text)?;
+    let bpe = BpeTrainer::new(vocab).train(text)?;
+    let raw = BpeTrainer::new(vocab).pattern(None).train(text)?;
+    let spbpe = SentencePieceBpeTrainer::new(vocab).train(text)?;
+    let uni = UnigramTrainer::new(vocab).train(text)?;
+    let count = |tok: &dyn Tokenizer| -> Result<u64> {
+        let ids = tok.encode(text)?;
+        ensure!(tok.decode(&ids)? == text, "a tokenizer failed to round-trip the corpus");
+        Ok(ids.len() as u64)
+    };
+    let cats = |tok: &dyn Tokenizer| pieces(tok, &tok.encode("the cats")?);
+    Ok(json!({
+        "bytes": text.len() as u64,
+        "chars_vocab": chars.vocab_size() as u64,
+        "chars_tokens": chars.encode(text)?.len() as u64,
+        "gpt2_tokens": gpt2_ids.len() as u64,
+        "bpe_tokens": count(&bpe)?,
+        "bpe_nosplit_tokens": count(&raw)?,
+        "spbpe_tokens": count(&spbpe)?,
+        "unigram_tokens": count(&uni)?,
+        "vocab": vocab as u64,
+        "merges": (vocab - 256) as u64,
+        "bpe_first_merges": first_merges(&bpe, 12)?,
+        "bpe_nosplit_first_merges": first_merges(&raw, 12)?,
+        "bpe_cats": cats(&bpe)?,
+        "spbpe_cats": cats(&spbpe)?,
+        "unigram_cats": cats(&uni)?,
+        "gpt2_cats": cats(gpt2)?,
+    }))
+}
+
+/// Replaces the `corpus` section of the measured file, keeping its timings.
+fn update_measured(path: &Path, corpus: Value) -> Result<()> {
+    let mut file: Value = match std::fs::read_to_string(path) {
+        Ok(text) => serde_json::from_str(&text)?,
+        Err(_) => json!({ "timings": {} }),
+    };
+    let old = file.get("corpus").cloned();
+    if old.as_ref() != Some(&corpus) && old.is_some() {
+        eprintln!("note: {} changed; commit it with the code that changed it", path.display());
+    }
+    file["corpus"] = corpus;
+    file["about"] = json!(
+        "Numbers about tinyshakespeare for chapter 6. `corpus` is rewritten by `cargo xtask book` whenever the corpus \
+         is present ($ADDMUL_CORPUS or ../shared/data/tinyshakespeare.txt); `timings` are criterion medians copied by \
+         hand from `cargo bench -p addmul-tokenizer --bench tokenizer` (see `timings_source`)."
+    );
+    std::fs::create_dir_all(path.parent().expect("a file in a folder"))?;
+    std::fs::write(path, serde_json::to_string_pretty(&file)? + "\n")?;
+    Ok(())
+}
