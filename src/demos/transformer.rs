@@ -645,7 +645,8 @@ fn gpt_translate(model: &Gpt<f32>, prompt: &[TokenId], end: TokenId) -> Result<V
 /// mask), padding included.
 fn gpt_comparison(options: &NumbersOptions, split: &Split, threads: usize, out: &mut dyn Write) -> Result<GptRun> {
     let vocab = gpt_vocabulary()?;
-    let (sep, pad, end) = (vocab.id("<sep>").expect("<sep> is in the vocabulary"), 0, vocab.specials().end);
+    let specials = vocab.specials();
+    let (sep, pad, end) = (vocab.id("<sep>").expect("<sep> is in the vocabulary"), specials.pad, specials.end);
     let size = options.size;
     let n_layer = 2 * size.layers;
     let config = GptConfig::new(vocab.len(), 2 * NUMBERS_MAX_LEN, n_layer, size.n_head, size.d_model);
