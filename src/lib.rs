@@ -16,6 +16,7 @@
 //! | [`residual`] | `addmul-residual` | residual connections |
 //! | [`multihead`] | `addmul-multihead` | multi-head attention, key/value cache |
 //! | [`gpt`] | `addmul-gpt` | GPT-2: training, sampling, Hugging Face checkpoints |
+//! | [`transformer`] | `addmul-transformer` | the encoder-decoder Transformer, beam search, translation tasks |
 //! | [`plot`] | `addmul-plot` | SVG figures |
 //! | [`tokenizer`] | `addmul-tokenizer` | characters, byte-level BPE (GPT-2), SentencePiece-style subwords |
 //! | [`charlm`] | `addmul-charlm` | the article's 12-character language model |
@@ -39,6 +40,7 @@ pub use addmul_residual as residual;
 pub use addmul_softmax as softmax;
 pub use addmul_tokenizer as tokenizer;
 pub use addmul_train as train;
+pub use addmul_transformer as transformer;
 
 pub mod app;
 pub mod corpus;
@@ -53,6 +55,10 @@ pub enum Error {
     /// A numeric error (shapes, values, configuration).
     #[error(transparent)]
     Numeric(#[from] addmul_core::Error),
+    /// An error of the encoder-decoder Transformer (configuration, input,
+    /// training).
+    #[error(transparent)]
+    Transformer(#[from] addmul_transformer::TransformerError),
     /// The character model failed (a character outside its alphabet, ...).
     #[error(transparent)]
     CharLm(#[from] addmul_charlm::Error),

@@ -41,3 +41,41 @@ fn leaf_flower_demo_runs_and_draws() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The chapter 15 demos behind `--example transformer_copy` and
+/// `--example transformer_numbers` run end to end (at a tiny size): training,
+/// greedy and beam decoding, the cross-attention figure, the GPT contrast.
+#[test]
+fn transformer_demos_run_and_draw() {
+    use addmul::demos::{CopyOptions, ModelSize, NumbersOptions, copy_task, numbers_task};
+    let mut out = Vec::new();
+    let copy = CopyOptions { steps: 20, held_out: 5, threads: 2, progress_every: 10, ..Default::default() };
+    let run = copy_task(&copy, &mut out).unwrap();
+    assert_eq!((run.held_out, run.curve.len()), (5, 20));
+    let dir = std::env::temp_dir().join(format!("addmul-test-transformer-{}", std::process::id()));
+    let numbers = NumbersOptions {
+        size: ModelSize { d_model: 16, n_head: 2, d_ff: 32, layers: 1 },
+        steps: 10,
+        batch_size: 8,
+        warmup: 5,
+        test_size: 10,
+        threads: 2,
+        progress_every: 5,
+        figures: Some(dir.clone()),
+        ..Default::default()
+    };
+    let run = numbers_task(&numbers, &mut out).unwrap();
+    let text = String::from_utf8(out).unwrap();
+    for expected in
+        ["held-out sequences copied exactly", "test exact match: greedy", "Decoder-only GPT", "cross-attention"]
+    {
+        assert!(text.contains(expected), "{expected}: {text}");
+    }
+    let report = &run.report;
+    assert_eq!((report.test_size, report.attention.layer), (10, 0));
+    assert_eq!(report.attention.target.last().map(String::as_str), Some("</s>"));
+    assert!(report.gpt.as_ref().is_some_and(|g| g.correct <= 10));
+    let svg = std::fs::read_to_string(dir.join("transformer_cross_attention.svg")).unwrap();
+    assert!(svg.starts_with("<svg"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -7,6 +7,7 @@ mod embeddings;
 mod gpt;
 mod leaf_flower;
 mod tokenizer;
+mod transformer;
 
 use std::path::PathBuf;
 
@@ -58,5 +59,6 @@ pub fn generate_all(g: &mut Gen) -> Result<()> {
     gpt::generate(g).context("chapters 4 and 14 (the GPT)")?;
     blocks::generate(g).context("chapters 9-12 (residual, layer norm, dropout, multi-head)")?;
     tokenizer::generate(g).context("chapters 3 and 6 (text as numbers, tokenizers)")?;
+    transformer::generate(g).context("chapter 15 (the Transformer)")?;
     Ok(())
 }
