@@ -73,20 +73,7 @@ fn main() -> Result<(), addmul::Error> {
             .chain(std::env::args().skip(1))
             .collect::<Vec<_>>()
             .join(" ");
-        // The one-minute load average (Linux) says how busy the machine was.
-        let load = std::fs::read_to_string("/proc/loadavg")
-            .ok()
-            .and_then(|s| s.split_whitespace().next().and_then(|l| l.parse::<f64>().ok()));
-        let record = serde_json::json!({
-            "command": command,
-            "date": addmul::demos::utc_date(),
-            "cpus": std::thread::available_parallelism().map_or(1, |n| n.get()),
-            "load_average": load,
-            "report": run.report,
-        });
-        let text = serde_json::to_string_pretty(&record).expect("the report serialises") + "\n";
-        std::fs::write(path, text)
-            .map_err(|source| addmul::Error::Io { context: format!("writing {}", path.display()), source })?;
+        addmul::demos::write_numbers_record(&run.report, &command, path)?;
         println!("wrote {}", path.display());
     }
     Ok(())

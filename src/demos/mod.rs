@@ -11,5 +11,5 @@ pub use leaf_flower::{LeafFlowerOptions, LeafFlowerRuns, decision_regions, leaf_
 pub use residual_depth::{DepthConfig, DepthRun, residual_depth};
 pub use transformer::{
     AttentionMap, CopyOptions, CopyRun, GptRun, ModelSize, NumbersOptions, NumbersReport, NumbersRun, attention_map,
-    copy_task, numbers_task, utc_date,
+    copy_task, numbers_task, utc_date, write_numbers_record,
 };

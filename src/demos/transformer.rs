@@ -4,7 +4,7 @@
 
 use std::collections::HashSet;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use addmul_core::{ParametersExt, rng};
@@ -780,4 +780,25 @@ pub fn utc_date() -> String {
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
     format!("{year:04}-{month:02}-{day:02}")
+}
+
+/// Writes a number run's report as JSON to `path`, with the command that
+/// produced it, today's date, the core count and the one-minute load average
+/// (Linux), so that a reader can tell how busy the machine was.
+///
+/// # Errors
+/// [`Error::Io`] if the file cannot be written.
+pub fn write_numbers_record(report: &NumbersReport, command: &str, path: &Path) -> Result<()> {
+    let load = std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|l| l.parse::<f64>().ok()));
+    let record = serde_json::json!({
+        "command": command,
+        "date": utc_date(),
+        "cpus": std::thread::available_parallelism().map_or(1, |n| n.get()),
+        "load_average": load,
+        "report": report,
+    });
+    let text = serde_json::to_string_pretty(&record).expect("the report serialises") + "\n";
+    Ok(addmul_gpt::checkpoint::write_atomically(path, text.as_bytes())?)
 }

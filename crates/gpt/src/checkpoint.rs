@@ -41,11 +41,19 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path.file_name().map_or_else(|| "file".into(), |n| n.to_string_lossy().into_owned());
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let mut file = File::create(&tmp).map_err(GptError::io("creating", &tmp))?;
-    file.write_all(bytes).map_err(GptError::io("writing", &tmp))?;
-    file.sync_all().map_err(GptError::io("syncing", &tmp))?;
-    drop(file);
-    fs::rename(&tmp, path).map_err(GptError::io("renaming into place", path))?;
+    let written = (|| {
+        let mut file = File::create(&tmp).map_err(GptError::io("creating", &tmp))?;
+        file.write_all(bytes).map_err(GptError::io("writing", &tmp))?;
+        file.sync_all().map_err(GptError::io("syncing", &tmp))?;
+        drop(file);
+        fs::rename(&tmp, path).map_err(GptError::io("renaming into place", path))
+    })();
+    if written.is_err() {
+        // A half-written temporary file is of no use to anyone; `path`
+        // itself was never touched.
+        let _ = fs::remove_file(&tmp);
+    }
+    written?;
     sync_dir(dir)
 }
 
