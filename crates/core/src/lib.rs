@@ -45,6 +45,7 @@ pub mod gradcheck;
 pub mod init;
 mod layer;
 mod matrix;
+pub mod parallel;
 mod param;
 
 pub use error::{Error, Result};

@@ -7,8 +7,9 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use addmul_core::{Parameters, ParametersExt, Rng, RngState, rng};
-use addmul_train::{AdamW, AdamWConfig, Moments, Optimizer, Schedule, clip_grad_norm};
+use addmul_core::parallel::run_balanced;
+use addmul_core::{Param, Parameters, ParametersExt, Rng, RngState, rng, sum_of_squares};
+use addmul_train::{AdamW, AdamWConfig, Moments, Optimizer, Schedule, clip_factor};
 use rand::RngExt;
 use serde::{Deserialize, Serialize};
 
@@ -329,6 +330,8 @@ pub struct Trainer {
     config: TrainConfig,
     workers: Vec<Gpt<f32>>,
     optimizer: AdamW<f32>,
+    /// Every worker's gradients are zero (the last update cleared them).
+    grads_clear: bool,
     step: u64,
     batch_rng: Rng,
     eval_rng: Rng,
@@ -380,6 +383,7 @@ impl Trainer {
             config,
             workers,
             optimizer,
+            grads_clear: false,
             step: 0,
             train,
             val,
@@ -442,6 +446,73 @@ impl Trainer {
         (0..workers).map(|w| b / workers + usize::from(w < b % workers)).collect()
     }
 
+    /// After the workers' backward passes: sums the replicas' gradients into
+    /// the first worker, clips them, takes the AdamW step and copies the new
+    /// weights back to the replicas, every pass shared among the threads by
+    /// parameter (each parameter's sum runs over the replicas in order, so
+    /// the result does not depend on timing). Leaves every gradient at zero
+    /// for the next step and returns the norm before clipping.
+    fn update(&mut self) -> Result<f64> {
+        let threads = self.workers.len();
+        let (first, rest) = self.workers.split_first_mut().expect("at least one worker");
+        let mut replicas: Vec<_> = rest.iter_mut().map(|r| r.params_mut().into_iter()).collect();
+        let pairs: Vec<(&mut Param<f32>, Vec<&mut Param<f32>>)> = first
+            .params_mut()
+            .into_iter()
+            .map(|p| (p, replicas.iter_mut().map(|r| r.next().expect("replicas have the same parameters")).collect()))
+            .collect();
+        let squares = run_balanced(
+            pairs,
+            threads,
+            |(p, _)| p.len(),
+            |group| {
+                let mut sum = 0.0;
+                for (master, others) in group {
+                    for other in others {
+                        *master.grad_mut() += other.grad();
+                        other.zero_grad();
+                    }
+                    sum += sum_of_squares(master.grad().as_slice());
+                }
+                sum
+            },
+        );
+        let grad_norm = squares.iter().sum::<f64>().sqrt();
+        if self.config.grad_clip > 0.0
+            && let Some(factor) = clip_factor(grad_norm, self.config.grad_clip)?
+        {
+            let factor = factor as f32;
+            run_balanced(
+                first.params_mut(),
+                threads,
+                |p| p.len(),
+                |group| group.into_iter().for_each(|p| *p.grad_mut() *= factor),
+            );
+        }
+        self.optimizer.step_parallel(first, threads)?;
+        let mut replicas: Vec<_> = rest.iter_mut().map(|r| r.params_mut().into_iter()).collect();
+        let pairs: Vec<(&mut Param<f32>, Vec<&mut Param<f32>>)> = first
+            .params_mut()
+            .into_iter()
+            .map(|p| (p, replicas.iter_mut().map(|r| r.next().expect("replicas have the same parameters")).collect()))
+            .collect();
+        run_balanced(
+            pairs,
+            threads,
+            |(p, _)| p.len(),
+            |group| {
+                for (master, others) in group {
+                    for other in others {
+                        other.value_mut().copy_from(master.value());
+                    }
+                    master.zero_grad();
+                }
+            },
+        );
+        self.grads_clear = true;
+        Ok(grad_norm)
+    }
+
     // ANCHOR: step
     /// One optimizer step: `grad_accum` micro-batches, each split across the
     /// worker threads (every thread runs forward and backward on its share
@@ -459,12 +530,13 @@ impl Trainer {
         self.optimizer.set_lr(lr)?;
         let shares = Self::shares(b, self.workers.len());
         let mut loss = 0.0;
+        let grads_clear = std::mem::take(&mut self.grads_clear);
         for micro in 0..self.config.grad_accum {
             let (x, y) = Self::sample(&self.train, b, t, &mut self.batch_rng);
             let scale = 1.0 / (b * self.config.grad_accum) as f64;
             let seed = (self.config.seed, self.step, micro as u64);
             loss += run_workers(&mut self.workers, &shares, |w, model, range| {
-                if micro == 0 {
+                if micro == 0 && !grads_clear {
                     model.zero_grads(); // each worker clears its own, in parallel
                 }
                 let batch = Batch {
@@ -481,21 +553,7 @@ impl Trainer {
         if !loss.is_finite() {
             return Err(GptError::NonFiniteLoss { step: self.step + 1, loss });
         }
-        // Sum the replicas' gradients into the first worker, in order.
-        let (first, rest) = self.workers.split_first_mut().expect("at least one worker");
-        for replica in rest.iter() {
-            for (master, other) in first.params_mut().into_iter().zip(replica.params()) {
-                *master.grad_mut() += other.grad();
-            }
-        }
-        let grad_norm =
-            if self.config.grad_clip > 0.0 { clip_grad_norm(first, self.config.grad_clip)? } else { first.grad_norm() };
-        self.optimizer.step(first)?;
-        for replica in rest.iter_mut() {
-            for (mine, master) in replica.params_mut().into_iter().zip(first.params()) {
-                mine.value_mut().copy_from(master.value());
-            }
-        }
+        let grad_norm = self.update()?;
         self.step += 1;
         let tokens = b * t * self.config.grad_accum;
         Ok(StepReport {

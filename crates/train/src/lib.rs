@@ -41,5 +41,5 @@ pub use addmul_core::Error;
 pub use data::{shuffled_batches, split_in_order, train_val_split};
 pub use fit::{EarlyStopping, EpochRecord, FitConfig, History, Mode, Objective, fit};
 pub use nudge::NudgeTrainer;
-pub use optim::{AdamW, AdamWConfig, DecayRule, Moments, Optimizer, Sgd, clip_grad_norm};
+pub use optim::{AdamW, AdamWConfig, DecayRule, Moments, Optimizer, Sgd, clip_factor, clip_grad_norm};
 pub use schedule::Schedule;

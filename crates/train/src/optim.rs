@@ -243,42 +243,11 @@ impl<T: Float> AdamW<T> {
 
 impl<T: Float> Optimizer<T> for AdamW<T> {
     fn step(&mut self, params: &mut dyn Parameters<T>) -> Result<()> {
-        self.t += 1;
-        let c = self.config;
-        let t = self.t as i32;
-        let bias1 = 1.0 - c.beta1.powi(t);
-        let bias2_sqrt = (1.0 - c.beta2.powi(t)).sqrt();
-        let b2 = T::of(c.beta2);
-        let (one_b1, one_b2) = (T::of(1.0 - c.beta1), T::of(1.0 - c.beta2));
-        let step_size = T::of(c.lr / bias1);
-        let bias2_sqrt = T::of(bias2_sqrt);
-        let eps = T::of(c.eps);
-        let shrink = T::of(1.0 - c.lr * c.weight_decay);
+        let k = self.begin_step();
         let (moments, decay) = (&mut self.moments, &self.decay);
         try_visit(params, |name, p| {
-            if c.weight_decay > 0.0 && decay(name, p.kind()) {
-                *p.value_mut() *= shrink;
-            }
-            let state = match moments.get_mut(name) {
-                Some(s) if s.m.shape() == p.value().shape() => s,
-                Some(s) => {
-                    return Err(Error::shape("AdamW state", p.shape().to_string(), addmul_core::Shape::of(&s.m)));
-                }
-                None => moments.entry(name.to_string()).or_insert_with(|| Moments {
-                    m: Matrix::zeros(p.value().nrows(), p.value().ncols()),
-                    v: Matrix::zeros(p.value().nrows(), p.value().ncols()),
-                }),
-            };
-            let (w, g) = p.parts_mut();
-            let (w, g) = (w.as_mut_slice(), g.as_slice());
-            let (m, v) = (state.m.as_mut_slice(), state.v.as_mut_slice());
-            for i in 0..w.len() {
-                // The same operations, in the same order, as PyTorch's AdamW.
-                m[i] += one_b1 * (g[i] - m[i]);
-                v[i] = b2 * v[i] + one_b2 * g[i] * g[i];
-                let denom = v[i].sqrt() / bias2_sqrt + eps;
-                w[i] -= step_size * (m[i] / denom);
-            }
+            let state = moments_for(moments, name, p)?;
+            k.update(decay(name, p.kind()), p, state);
             Ok(())
         })
     }
@@ -288,6 +257,140 @@ impl<T: Float> Optimizer<T> for AdamW<T> {
     fn set_lr(&mut self, lr: f64) -> Result<()> {
         self.config.lr = check_lr(lr, true)?;
         Ok(())
+    }
+}
+
+/// The numbers one AdamW step applies to every parameter.
+#[derive(Debug, Clone, Copy)]
+struct AdamWStep<T> {
+    decay: bool,
+    shrink: T,
+    b2: T,
+    one_b1: T,
+    one_b2: T,
+    step_size: T,
+    bias2_sqrt: T,
+    eps: T,
+}
+
+impl<T: Float> AdamWStep<T> {
+    /// One parameter's update; `decay` says whether the rule chose it.
+    fn update(&self, decay: bool, p: &mut Param<T>, state: &mut Moments<T>) {
+        if self.decay && decay {
+            *p.value_mut() *= self.shrink;
+        }
+        let (w, g) = p.parts_mut();
+        let (w, g) = (w.as_mut_slice(), g.as_slice());
+        let (m, v) = (state.m.as_mut_slice(), state.v.as_mut_slice());
+        for i in 0..w.len() {
+            // The same operations, in the same order, as PyTorch's AdamW.
+            m[i] += self.one_b1 * (g[i] - m[i]);
+            v[i] = self.b2 * v[i] + self.one_b2 * g[i] * g[i];
+            let denom = v[i].sqrt() / self.bias2_sqrt + self.eps;
+            w[i] -= self.step_size * (m[i] / denom);
+        }
+    }
+}
+
+/// Looks up (or creates, zeroed) the moments of `name`, checking the shape.
+fn moments_for<'a, T: Float>(
+    moments: &'a mut BTreeMap<String, Moments<T>>,
+    name: &str,
+    p: &Param<T>,
+) -> Result<&'a mut Moments<T>> {
+    let (rows, cols) = p.value().shape();
+    let state = moments
+        .entry(name.to_string())
+        .or_insert_with(|| Moments { m: Matrix::zeros(rows, cols), v: Matrix::zeros(rows, cols) });
+    if state.m.shape() != (rows, cols) || state.v.shape() != (rows, cols) {
+        return Err(Error::shape("AdamW state", p.shape().to_string(), addmul_core::Shape::of(&state.m)));
+    }
+    Ok(state)
+}
+
+impl<T: Float> AdamW<T> {
+    /// Counts the step and works out its numbers.
+    fn begin_step(&mut self) -> AdamWStep<T> {
+        self.t += 1;
+        let c = self.config;
+        let t = self.t as i32;
+        let bias1 = 1.0 - c.beta1.powi(t);
+        AdamWStep {
+            decay: c.weight_decay > 0.0,
+            shrink: T::of(1.0 - c.lr * c.weight_decay),
+            b2: T::of(c.beta2),
+            one_b1: T::of(1.0 - c.beta1),
+            one_b2: T::of(1.0 - c.beta2),
+            step_size: T::of(c.lr / bias1),
+            bias2_sqrt: T::of((1.0 - c.beta2.powi(t)).sqrt()),
+            eps: T::of(c.eps),
+        }
+    }
+
+    /// The same step as [`Optimizer::step`], bit for bit, with the
+    /// parameters shared out among `threads` scoped threads in groups of
+    /// about equal size (each parameter's update is independent of the
+    /// others').
+    ///
+    /// # Errors
+    /// As [`Optimizer::step`].
+    pub fn step_parallel(&mut self, params: &mut dyn Parameters<T>, threads: usize) -> Result<()>
+    where
+        T: Send,
+    {
+        let mut named: Vec<(String, &mut Param<T>)> = Vec::new();
+        params.visit_mut(&mut |name, p| named.push((name.to_string(), p)));
+        let mut names: Vec<&str> = named.iter().map(|(n, _)| n.as_str()).collect();
+        names.sort_unstable();
+        if threads <= 1 || names.windows(2).any(|w| w[0] == w[1]) {
+            // One thread, or a name used twice (its moments would be
+            // updated twice, in order): the plain step.
+            return self.step(&mut NamedParams(named));
+        }
+        let k = self.begin_step();
+        for (name, p) in &named {
+            moments_for(&mut self.moments, name, p)?;
+        }
+        // Pair every parameter with its moments: both in name order.
+        named.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut states = self.moments.iter_mut();
+        let mut work = Vec::with_capacity(named.len());
+        for (name, p) in named {
+            let state = loop {
+                let (key, state) = states.next().expect("every name has moments");
+                if *key == name {
+                    break state;
+                }
+            };
+            work.push(((self.decay)(&name, p.kind()), p, state));
+        }
+        addmul_core::parallel::run_balanced(
+            work,
+            threads,
+            |(_, p, _)| p.len(),
+            |group| {
+                for (decay, p, state) in group {
+                    k.update(decay, p, state);
+                }
+            },
+        );
+        Ok(())
+    }
+}
+
+/// Parameters already collected by name, as a [`Parameters`] again.
+struct NamedParams<'p, T: Float>(Vec<(String, &'p mut Param<T>)>);
+
+impl<T: Float> Parameters<T> for NamedParams<'_, T> {
+    fn visit<'a>(&'a self, f: &mut dyn FnMut(&str, &'a Param<T>)) {
+        for (name, p) in &self.0 {
+            f(name, p);
+        }
+    }
+    fn visit_mut<'a>(&'a mut self, f: &mut dyn FnMut(&str, &'a mut Param<T>)) {
+        for (name, p) in &mut self.0 {
+            f(name, p);
+        }
     }
 }
 
@@ -306,12 +409,26 @@ pub fn clip_grad_norm<T: Float>(params: &mut dyn Parameters<T>, max_norm: f64) -
         return Err(Error::InvalidValue { what: "max gradient norm", value: max_norm, requirement: "> 0" });
     }
     let norm = params.grad_norm();
+    if let Some(factor) = clip_factor(norm, max_norm)? {
+        params.scale_grads(T::of(factor));
+    }
+    Ok(norm)
+}
+
+/// The factor by which [`clip_grad_norm`] scales gradients whose global norm
+/// is `norm`: `max_norm / (norm + 1e-6)` when that is below 1, else `None`
+/// (for callers that measure the norm themselves, say on several threads).
+///
+/// # Errors
+/// [`Error::InvalidValue`] if `max_norm <= 0`; [`Error::NonFinite`] if the
+/// norm is NaN or infinite.
+pub fn clip_factor(norm: f64, max_norm: f64) -> Result<Option<f64>> {
+    if !(max_norm > 0.0) {
+        return Err(Error::InvalidValue { what: "max gradient norm", value: max_norm, requirement: "> 0" });
+    }
     if !norm.is_finite() {
         return Err(Error::NonFinite { what: "gradient norm", value: norm, row: 0, col: 0 });
     }
-    let coef = max_norm / (norm + 1e-6);
-    if coef < 1.0 {
-        params.scale_grads(T::of(coef));
-    }
-    Ok(norm)
+    let factor = max_norm / (norm + 1e-6);
+    Ok((factor < 1.0).then_some(factor))
 }

@@ -1,0 +1,88 @@
+//! Sharing work among threads: a list of items (say, a model's parameters)
+//! cut into consecutive groups of about equal weight, one scoped thread per
+//! group.
+
+/// Cuts `items` into at most `parts` consecutive groups of about equal total
+/// `weight`, runs `f` on each group (the first on this thread, the others on
+/// scoped threads) and returns the results in group order.
+///
+/// Groups are consecutive and their boundaries depend only on the weights
+/// and `parts`, so a reduction over the results in order is deterministic.
+/// With `parts <= 1` everything runs on this thread.
+///
+/// ```
+/// use addmul_core::parallel::run_balanced;
+/// let sums = run_balanced(vec![1, 2, 3, 4, 5, 6], 2, |&x| x, |group| group.iter().sum::<usize>());
+/// assert_eq!(sums.iter().sum::<usize>(), 21);
+/// assert_eq!(sums, vec![10, 11]); // [1, 2, 3, 4] and [5, 6]
+/// ```
+pub fn run_balanced<X, R, W, F>(items: Vec<X>, parts: usize, weight: W, f: F) -> Vec<R>
+where
+    X: Send,
+    R: Send,
+    W: Fn(&X) -> usize,
+    F: Fn(Vec<X>) -> R + Sync,
+{
+    let groups = split_balanced(items, parts, weight);
+    let f = &f;
+    let mut groups = groups.into_iter();
+    let Some(first) = groups.next() else { return Vec::new() };
+    std::thread::scope(|s| {
+        let handles: Vec<_> = groups.map(|g| s.spawn(move || f(g))).collect();
+        let mut results = vec![f(first)];
+        results.extend(handles.into_iter().map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))));
+        results
+    })
+}
+
+/// Cuts `items` into at most `parts` consecutive, non-empty groups: an item
+/// goes to the group in whose share of the total weight its midpoint falls.
+fn split_balanced<X, W: Fn(&X) -> usize>(items: Vec<X>, parts: usize, weight: W) -> Vec<Vec<X>> {
+    let parts = parts.max(1);
+    let total = items.iter().map(&weight).sum::<usize>().max(1) as f64;
+    let mut groups: Vec<Vec<X>> = Vec::with_capacity(parts);
+    let (mut before, mut last) = (0usize, usize::MAX);
+    for item in items {
+        let w = weight(&item);
+        let mid = (before as f64 + w as f64 / 2.0) / total;
+        let group = ((mid * parts as f64) as usize).min(parts - 1);
+        before += w;
+        if group != last || groups.is_empty() {
+            groups.push(Vec::new());
+            last = group;
+        }
+        groups.last_mut().expect("just pushed").push(item);
+    }
+    groups
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn groups_keep_order_and_balance_weight() {
+        let groups = split_balanced((1..=10).collect::<Vec<usize>>(), 3, |&x| x);
+        assert_eq!(groups.concat(), (1..=10).collect::<Vec<_>>());
+        assert_eq!(groups.len(), 3);
+        for g in &groups {
+            let w: usize = g.iter().sum();
+            assert!((12..=27).contains(&w), "{groups:?}");
+        }
+    }
+
+    #[test]
+    fn degenerate_inputs() {
+        assert!(split_balanced(Vec::<usize>::new(), 4, |&x| x).is_empty());
+        assert_eq!(split_balanced(vec![5], 4, |&x| x), vec![vec![5]]);
+        assert_eq!(split_balanced(vec![1, 2], 0, |&x| x), vec![vec![1, 2]]);
+        assert_eq!(split_balanced(vec![0, 0, 0], 2, |&x| x).concat(), vec![0, 0, 0]);
+        assert_eq!(run_balanced(Vec::<usize>::new(), 2, |&x| x, |g| g.len()), Vec::<usize>::new());
+    }
+
+    #[test]
+    fn results_come_back_in_group_order() {
+        let out = run_balanced((0..100).collect::<Vec<usize>>(), 4, |_| 1, |g| g[0]);
+        assert_eq!(out, vec![0, 25, 50, 75]);
+    }
+}
