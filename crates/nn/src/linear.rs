@@ -89,7 +89,11 @@ impl<T: Float> Linear<T> {
             // Start from the bias in every column and let the product add to it.
             Some(b) => {
                 let b = b.value().as_slice();
-                let mut y = Matrix::from_fn(self.out_features(), x.ncols(), |i, _| b[i]);
+                let mut data = Vec::with_capacity(b.len() * x.ncols());
+                for _ in 0..x.ncols() {
+                    data.extend_from_slice(b);
+                }
+                let mut y = Matrix::from_vec(self.out_features(), x.ncols(), data);
                 gemm(T::one(), self.weight.value(), Op::N, x, Op::N, T::one(), &mut y)?;
                 Ok(y)
             }
