@@ -478,37 +478,19 @@ impl Trainer {
             },
         );
         let grad_norm = squares.iter().sum::<f64>().sqrt();
-        if self.config.grad_clip > 0.0
-            && let Some(factor) = clip_factor(grad_norm, self.config.grad_clip)?
-        {
-            let factor = factor as f32;
-            run_balanced(
-                first.params_mut(),
-                threads,
-                |p| p.len(),
-                |group| group.into_iter().for_each(|p| *p.grad_mut() *= factor),
-            );
-        }
-        self.optimizer.step_parallel(first, threads)?;
+        let scale = if self.config.grad_clip > 0.0 { clip_factor(grad_norm, self.config.grad_clip)? } else { None };
+        // AdamW reads the clipped gradients; right after each parameter's
+        // update its new value goes to the replicas and its gradient is cleared.
         let mut replicas: Vec<_> = rest.iter_mut().map(|r| r.params_mut().into_iter()).collect();
-        let pairs: Vec<(&mut Param<f32>, Vec<&mut Param<f32>>)> = first
-            .params_mut()
-            .into_iter()
-            .map(|p| (p, replicas.iter_mut().map(|r| r.next().expect("replicas have the same parameters")).collect()))
+        let copies: Vec<Vec<&mut Param<f32>>> = (0..first.params().len())
+            .map(|_| replicas.iter_mut().map(|r| r.next().expect("replicas have the same parameters")).collect())
             .collect();
-        run_balanced(
-            pairs,
-            threads,
-            |(p, _)| p.len(),
-            |group| {
-                for (master, others) in group {
-                    for other in others {
-                        other.value_mut().copy_from(master.value());
-                    }
-                    master.zero_grad();
-                }
-            },
-        );
+        self.optimizer.step_parallel_with(first, threads, scale.map(|s| s as f32), copies, |master, others| {
+            for other in others {
+                other.value_mut().copy_from(master.value());
+            }
+            master.zero_grad();
+        })?;
         self.grads_clear = true;
         Ok(grad_norm)
     }

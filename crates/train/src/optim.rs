@@ -276,19 +276,39 @@ struct AdamWStep<T> {
 impl<T: Float> AdamWStep<T> {
     /// One parameter's update; `decay` says whether the rule chose it.
     fn update(&self, decay: bool, p: &mut Param<T>, state: &mut Moments<T>) {
+        self.update_scaled(decay, p, state, None);
+    }
+
+    /// As `update`, reading every gradient as `g · scale` (the value it would
+    /// have after scaling it in place, without writing it back).
+    fn update_scaled(&self, decay: bool, p: &mut Param<T>, state: &mut Moments<T>, scale: Option<T>) {
         if self.decay && decay {
             *p.value_mut() *= self.shrink;
         }
         let (w, g) = p.parts_mut();
         let (w, g) = (w.as_mut_slice(), g.as_slice());
         let (m, v) = (state.m.as_mut_slice(), state.v.as_mut_slice());
-        for i in 0..w.len() {
-            // The same operations, in the same order, as PyTorch's AdamW.
-            m[i] += self.one_b1 * (g[i] - m[i]);
-            v[i] = self.b2 * v[i] + self.one_b2 * g[i] * g[i];
-            let denom = v[i].sqrt() / self.bias2_sqrt + self.eps;
-            w[i] -= self.step_size * (m[i] / denom);
+        match scale {
+            None => {
+                for i in 0..w.len() {
+                    self.one(&mut w[i], g[i], &mut m[i], &mut v[i]);
+                }
+            }
+            Some(s) => {
+                for i in 0..w.len() {
+                    self.one(&mut w[i], g[i] * s, &mut m[i], &mut v[i]);
+                }
+            }
         }
+    }
+
+    /// One weight: the same operations, in the same order, as PyTorch's AdamW.
+    #[inline(always)]
+    fn one(&self, w: &mut T, g: T, m: &mut T, v: &mut T) {
+        *m += self.one_b1 * (g - *m);
+        *v = self.b2 * *v + self.one_b2 * g * g;
+        let denom = v.sqrt() / self.bias2_sqrt + self.eps;
+        *w -= self.step_size * (*m / denom);
     }
 }
 
@@ -338,59 +358,82 @@ impl<T: Float> AdamW<T> {
     where
         T: Send,
     {
-        let mut named: Vec<(String, &mut Param<T>)> = Vec::new();
-        params.visit_mut(&mut |name, p| named.push((name.to_string(), p)));
-        let mut names: Vec<&str> = named.iter().map(|(n, _)| n.as_str()).collect();
+        let mut count = 0;
+        params.visit(&mut |_, _| count += 1);
+        self.step_parallel_with(params, threads, None, vec![(); count], |_, ()| {})
+    }
+
+    /// [`AdamW::step_parallel`] for a trainer that wants fewer passes over
+    /// memory: every gradient is read as `g · grad_scale` (what gradient
+    /// clipping would have written, bit for bit), and right after each
+    /// parameter's update, on the same thread and while it is still in
+    /// cache, `after(param, extra)` runs with that parameter's entry of
+    /// `extras` (one per parameter, in visiting order).
+    ///
+    /// # Errors
+    /// As [`Optimizer::step`]; [`Error::ShapeMismatch`] if `extras` has not
+    /// one entry per parameter.
+    pub fn step_parallel_with<E: Send>(
+        &mut self,
+        params: &mut dyn Parameters<T>,
+        threads: usize,
+        grad_scale: Option<T>,
+        extras: Vec<E>,
+        after: impl Fn(&mut Param<T>, E) + Sync,
+    ) -> Result<()>
+    where
+        T: Send,
+    {
+        let mut count = 0;
+        params.visit(&mut |_, _| count += 1);
+        if extras.len() != count {
+            let got = addmul_core::Shape { rows: extras.len(), cols: 1 };
+            return Err(Error::shape("AdamW extras", format!("{count} (one per parameter)"), got));
+        }
+        let mut named: Vec<(String, &mut Param<T>, E)> = Vec::with_capacity(count);
+        let mut extras = extras.into_iter();
+        params.visit_mut(&mut |name, p| named.push((name.to_string(), p, extras.next().expect("counted above"))));
+        let k = self.begin_step();
+        for (name, p, _) in &named {
+            moments_for(&mut self.moments, name, p)?;
+        }
+        let mut names: Vec<&str> = named.iter().map(|(n, _, _)| n.as_str()).collect();
         names.sort_unstable();
         if threads <= 1 || names.windows(2).any(|w| w[0] == w[1]) {
-            // One thread, or a name used twice (its moments would be
-            // updated twice, in order): the plain step.
-            return self.step(&mut NamedParams(named));
-        }
-        let k = self.begin_step();
-        for (name, p) in &named {
-            moments_for(&mut self.moments, name, p)?;
+            // One thread, or a name used twice (its moments must be updated
+            // twice, in order): in visiting order on this thread.
+            for (name, p, extra) in named {
+                let state = self.moments.get_mut(&name).expect("created above");
+                k.update_scaled((self.decay)(&name, p.kind()), p, state, grad_scale);
+                after(p, extra);
+            }
+            return Ok(());
         }
         // Pair every parameter with its moments: both in name order.
         named.sort_by(|a, b| a.0.cmp(&b.0));
         let mut states = self.moments.iter_mut();
         let mut work = Vec::with_capacity(named.len());
-        for (name, p) in named {
+        for (name, p, extra) in named {
             let state = loop {
                 let (key, state) = states.next().expect("every name has moments");
                 if *key == name {
                     break state;
                 }
             };
-            work.push(((self.decay)(&name, p.kind()), p, state));
+            work.push(((self.decay)(&name, p.kind()), p, state, extra));
         }
         addmul_core::parallel::run_balanced(
             work,
             threads,
-            |(_, p, _)| p.len(),
+            |(_, p, _, _)| p.len(),
             |group| {
-                for (decay, p, state) in group {
-                    k.update(decay, p, state);
+                for (decay, p, state, extra) in group {
+                    k.update_scaled(decay, p, state, grad_scale);
+                    after(p, extra);
                 }
             },
         );
         Ok(())
-    }
-}
-
-/// Parameters already collected by name, as a [`Parameters`] again.
-struct NamedParams<'p, T: Float>(Vec<(String, &'p mut Param<T>)>);
-
-impl<T: Float> Parameters<T> for NamedParams<'_, T> {
-    fn visit<'a>(&'a self, f: &mut dyn FnMut(&str, &'a Param<T>)) {
-        for (name, p) in &self.0 {
-            f(name, p);
-        }
-    }
-    fn visit_mut<'a>(&'a mut self, f: &mut dyn FnMut(&str, &'a mut Param<T>)) {
-        for (name, p) in &mut self.0 {
-            f(name, p);
-        }
     }
 }
 

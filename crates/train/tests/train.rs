@@ -75,6 +75,28 @@ fn adamw_on_threads_takes_the_same_step_bit_for_bit() {
     }
     assert_eq!(a.moments(), b.moments());
     assert_eq!(b.steps_taken(), 3);
+
+    // Scaling the gradients in place and then stepping equals reading them
+    // scaled; `after` sees every parameter once, with its own extra.
+    for p in serial.params_mut().into_iter().chain(threaded.params_mut()) {
+        p.grad_mut().fill(0.75);
+    }
+    serial.scale_grads(0.3);
+    a.step(&mut serial).unwrap();
+    let count = threaded.params().len();
+    let seen = std::sync::Mutex::new(Vec::new());
+    b.step_parallel_with(&mut threaded, 2, Some(0.3), (0..count).collect(), |p, i| {
+        seen.lock().unwrap().push((i, p.len()));
+    })
+    .unwrap();
+    for (x, y) in serial.params().iter().zip(threaded.params()) {
+        assert_eq!(x.value(), y.value());
+    }
+    let mut seen = seen.into_inner().unwrap();
+    seen.sort();
+    assert_eq!(seen, threaded.params().iter().map(|p| p.len()).enumerate().collect::<Vec<_>>());
+    let err = b.step_parallel_with(&mut threaded, 2, None, vec![(); count - 1], |_, ()| {});
+    assert!(matches!(err, Err(Error::ShapeMismatch { .. })), "{err:?}");
 }
 
 #[test]
