@@ -47,6 +47,7 @@ mod layer;
 mod matrix;
 pub mod parallel;
 mod param;
+pub mod reduce;
 
 pub use error::{Error, Result};
 pub use float::{Float, cast, exp_f32, tanh_f32};

@@ -27,7 +27,7 @@
 //! ```
 #![deny(missing_docs)]
 
-use addmul_core::{Error, Float, Layer, Matrix, Param, Parameters, Result, expect_shape};
+use addmul_core::{Error, Float, Layer, Matrix, Param, Parameters, Result, expect_shape, reduce};
 
 /// The default `ε`, as in PyTorch and GPT-2.
 pub const DEFAULT_EPS: f64 = 1e-5;
@@ -123,8 +123,8 @@ impl<T: Float> Layer<T> for LayerNorm<T> {
         let mut y = Matrix::zeros(d, n);
         let mut rstd = Vec::with_capacity(n);
         for (xh, yc) in x_hat.as_mut_slice().chunks_exact_mut(d).zip(y.as_mut_slice().chunks_exact_mut(d)) {
-            let mean = xh.iter().fold(T::zero(), |a, &v| a + v) * inv_d;
-            let var = xh.iter().fold(T::zero(), |a, &v| a + (v - mean) * (v - mean)) * inv_d;
+            let mean = reduce::sum(xh) * inv_d;
+            let var = reduce::sum_by(d, |i| (xh[i] - mean) * (xh[i] - mean)) * inv_d;
             let r = T::one() / (var + eps).sqrt();
             for (h, (out, &g)) in xh.iter_mut().zip(yc.iter_mut().zip(gamma)) {
                 *h = (*h - mean) * r;
@@ -153,15 +153,12 @@ impl<T: Float> Layer<T> for LayerNorm<T> {
             let (gamma, dgamma) = (gamma.as_slice(), dgamma.as_mut_slice());
             let columns = cache.x_hat.as_slice().chunks_exact(d).zip(dy.as_slice().chunks_exact(d));
             for ((xh, g_out), (dxc, &r)) in columns.zip(dx.as_mut_slice().chunks_exact_mut(d).zip(&cache.rstd)) {
-                let (mut mean_g, mut mean_gx) = (T::zero(), T::zero());
+                let (gamma, dgamma) = (&gamma[..d], &mut dgamma[..d]);
+                let mean_g = reduce::dot(gamma, g_out) * inv_d;
+                let mean_gx = reduce::sum_by(d, |i| gamma[i] * g_out[i] * xh[i]) * inv_d;
                 for i in 0..d {
-                    let g = gamma[i] * g_out[i];
-                    mean_g += g;
-                    mean_gx += g * xh[i];
                     dgamma[i] += g_out[i] * xh[i];
                 }
-                mean_g *= inv_d;
-                mean_gx *= inv_d;
                 for i in 0..d {
                     dxc[i] = (gamma[i] * g_out[i] - mean_g - xh[i] * mean_gx) * r;
                 }
@@ -230,7 +227,7 @@ impl<T: Float> Layer<T> for RmsNorm<T> {
         let mut y = x.clone();
         let mut rrms = Vec::with_capacity(x.ncols());
         for (mut xh, mut yc) in x_hat.column_iter_mut().zip(y.column_iter_mut()) {
-            let ms = xh.iter().fold(T::zero(), |a, &v| a + v * v) / d;
+            let ms = reduce::dot(xh.as_slice(), xh.as_slice()) / d;
             let r = T::one() / (ms + T::of(self.eps)).sqrt();
             for (i, (h, out)) in xh.iter_mut().zip(yc.iter_mut()).enumerate() {
                 *h *= r;

@@ -39,13 +39,13 @@
 //! ```
 #![deny(missing_docs)]
 
-use addmul_core::{Error, Float, Layer, Matrix, Param, Parameters, Result, expect_shape};
+use addmul_core::{Error, Float, Layer, Matrix, Param, Parameters, Result, expect_shape, reduce};
 
 // ANCHOR: softmax_slice
 /// Softmax of one column, in place. A column whose entries are all `-inf`
 /// (fully masked) becomes all zeros.
 pub fn softmax_in_place<T: Float>(x: &mut [T]) {
-    let max = max_of(x);
+    let max = reduce::max(x);
     if max == T::NEG_INFINITY {
         x.fill(T::zero());
         return;
@@ -53,63 +53,12 @@ pub fn softmax_in_place<T: Float>(x: &mut [T]) {
     for v in x.iter_mut() {
         *v = (*v - max).exp_fast(); // every exponent is <= 0, so nothing overflows
     }
-    let inv = T::one() / sum_of(x); // the sum is >= 1: the maximum contributes exp(0)
+    let inv = T::one() / reduce::sum(x); // the sum is >= 1: the maximum contributes exp(0)
     for v in x.iter_mut() {
         *v *= inv;
     }
 }
 // ANCHOR_END: softmax_slice
-
-/// Lanes of the reductions below: eight running results side by side, which
-/// the compiler turns into one vector register (a single running sum would
-/// force one addition after another).
-const LANES: usize = 8;
-
-/// The largest entry (`-inf` for an empty slice; NaN entries are skipped).
-fn max_of<T: Float>(x: &[T]) -> T {
-    let bigger = |a: T, b: T| if b > a { b } else { a };
-    let mut lanes = [T::NEG_INFINITY; LANES];
-    let chunks = x.chunks_exact(LANES);
-    let tail = chunks.remainder();
-    for chunk in chunks {
-        for (l, &v) in lanes.iter_mut().zip(chunk) {
-            *l = bigger(*l, v);
-        }
-    }
-    tail.iter().copied().fold(lanes.into_iter().fold(T::NEG_INFINITY, bigger), bigger)
-}
-
-/// `Σ x_i`, in eight interleaved partial sums.
-fn sum_of<T: Float>(x: &[T]) -> T {
-    dot_with(x, None)
-}
-
-/// `Σ x_i y_i` (or `Σ x_i` without `y`), in eight interleaved partial sums.
-fn dot_with<T: Float>(x: &[T], y: Option<&[T]>) -> T {
-    let mut lanes = [T::zero(); LANES];
-    let n = x.len() - x.len() % LANES;
-    match y {
-        Some(y) => {
-            for (cx, cy) in x[..n].chunks_exact(LANES).zip(y[..n].chunks_exact(LANES)) {
-                for ((l, &a), &b) in lanes.iter_mut().zip(cx).zip(cy) {
-                    *l += a * b;
-                }
-            }
-        }
-        None => {
-            for cx in x[..n].chunks_exact(LANES) {
-                for (l, &a) in lanes.iter_mut().zip(cx) {
-                    *l += a;
-                }
-            }
-        }
-    }
-    let tail: T = match y {
-        Some(y) => x[n..].iter().zip(&y[n..]).fold(T::zero(), |acc, (&a, &b)| acc + a * b),
-        None => x[n..].iter().fold(T::zero(), |acc, &a| acc + a),
-    };
-    lanes.into_iter().fold(T::zero(), |a, b| a + b) + tail
-}
 
 /// Softmax of every column of `x`.
 pub fn softmax<T: Float>(x: &Matrix<T>) -> Matrix<T> {
@@ -122,8 +71,7 @@ pub fn softmax<T: Float>(x: &Matrix<T>) -> Matrix<T> {
 
 /// The backward of softmax for one column: `dx = y ⊙ (dy - Σ y ⊙ dy)`.
 pub fn softmax_backward_slice<T: Float>(y: &[T], dy: &[T], dx: &mut [T]) {
-    let n = y.len().min(dy.len());
-    let dot = dot_with(&y[..n], Some(&dy[..n]));
+    let dot = reduce::dot(y, dy);
     for ((d, &a), &g) in dx.iter_mut().zip(y).zip(dy) {
         *d = a * (g - dot);
     }
@@ -132,8 +80,7 @@ pub fn softmax_backward_slice<T: Float>(y: &[T], dy: &[T], dx: &mut [T]) {
 /// The backward of softmax for one column, in place: `g` holds `dy` on entry
 /// and `dx = y ⊙ (dy - Σ y ⊙ dy)` on exit.
 pub fn softmax_backward_in_place<T: Float>(y: &[T], g: &mut [T]) {
-    let n = y.len().min(g.len());
-    let dot = dot_with(&y[..n], Some(&g[..n]));
+    let dot = reduce::dot(y, g);
     for (d, &a) in g.iter_mut().zip(y) {
         *d = a * (*d - dot);
     }
@@ -168,7 +115,7 @@ pub fn log_softmax<T: Float>(x: &Matrix<T>) -> Matrix<T> {
 
 /// `log Σ exp(x_i)`, stable for any finite input.
 pub fn log_sum_exp<T: Float>(x: &[T]) -> T {
-    let max = max_of(x);
+    let max = reduce::max(x);
     if max == T::NEG_INFINITY {
         return max;
     }
