@@ -3,10 +3,13 @@
 //! - `cargo xtask book`: generate every number, transcript and figure the book
 //!   cites (by running the crates' own code), check every `{{#include}}`
 //!   anchor and `{{#value}}` key, and build the book into `book/build`.
+//! - `cargo xtask bench-record`: merge criterion's medians from `cargo bench`
+//!   into `book/measured/criterion.json`, where the book reads its timings.
 
 mod book;
 mod chapters;
 mod checks;
+mod measured;
 mod values;
 
 use std::path::{Path, PathBuf};
@@ -29,6 +32,9 @@ enum Command {
         #[arg(long)]
         no_generate: bool,
     },
+    /// Merge criterion's medians (from `cargo bench`) into
+    /// book/measured/criterion.json, where the book reads its timings.
+    BenchRecord,
 }
 
 /// The repository root (the parent of `xtask/`).
@@ -40,6 +46,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Book { no_generate } => book::run(&project_root(), !no_generate),
+        Command::BenchRecord => measured::record(&project_root()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

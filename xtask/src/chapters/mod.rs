@@ -60,5 +60,6 @@ pub fn generate_all(g: &mut Gen) -> Result<()> {
     blocks::generate(g).context("chapters 9-12 (residual, layer norm, dropout, multi-head)")?;
     tokenizer::generate(g).context("chapters 3 and 6 (text as numbers, tokenizers)")?;
     transformer::generate(g).context("chapter 15 (the Transformer)")?;
+    g.text("appendix_benchmarks.md", &crate::measured::table(&crate::project_root())?).context("the appendix")?;
     Ok(())
 }

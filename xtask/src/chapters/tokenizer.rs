@@ -235,17 +235,42 @@ fn chapter6(g: &mut Gen) -> Result<()> {
     let file: Value = serde_json::from_str(
         &std::fs::read_to_string(&measured).with_context(|| format!("reading {}", measured.display()))?,
     )?;
-    for section in ["corpus", "timings"] {
-        let Some(Value::Object(map)) = file.get(section) else { bail!("{} has no {section:?}", measured.display()) };
-        for (k, v) in map {
-            let v = match v {
-                Value::String(s) => s.clone(),
-                Value::Number(n) if n.is_u64() => group_thousands(n.as_u64().unwrap_or_default()),
-                other => other.to_string(),
-            };
-            g.values.set(&format!("ch06.shakespeare.{k}"), v);
-        }
+    let Some(Value::Object(map)) = file.get("corpus") else { bail!("{} has no \"corpus\"", measured.display()) };
+    for (k, v) in map {
+        let v = match v {
+            Value::String(s) => s.clone(),
+            Value::Number(n) if n.is_u64() => group_thousands(n.as_u64().unwrap_or_default()),
+            other => other.to_string(),
+        };
+        g.values.set(&format!("ch06.shakespeare.{k}"), v);
     }
+    timings(g)
+}
+
+/// Training times and encoding speeds on tinyshakespeare: criterion medians of
+/// `cargo bench -p addmul-tokenizer --bench tokenizer`, as recorded by
+/// `cargo xtask bench-record`.
+fn timings(g: &mut Gen) -> Result<()> {
+    let root = crate::project_root();
+    let seconds = |id: &str| -> Result<f64> { Ok(crate::measured::median(&root, id)?.seconds) };
+    let mb_per_s = |id: &str| -> Result<f64> {
+        let m = crate::measured::median(&root, id)?;
+        Ok(m.per_second().with_context(|| format!("{id} declares no throughput"))? / 1e6)
+    };
+    g.num("ch06.shakespeare.bpe_train_s", seconds("train/bpe_4096_gpt2_split")?, 3);
+    g.num("ch06.shakespeare.bpe_nosplit_train_s", seconds("train/bpe_4096_no_split")?, 2);
+    g.num("ch06.shakespeare.unigram_train_s", seconds("train/unigram_4096")?, 1);
+    g.num("ch06.shakespeare.gpt2_mb_s", mb_per_s("gpt2_encode/one_thread")?, 1);
+    g.num("ch06.shakespeare.tiktoken_mb_s", mb_per_s("gpt2_encode/tiktoken_rs_one_thread")?, 1);
+    g.num("ch06.shakespeare.gpt2_parallel_mb_s", mb_per_s("gpt2_encode/parallel_2_threads")?, 1);
+    g.values.set(
+        "ch06.shakespeare.timings_source",
+        format!(
+            "criterion medians of `cargo bench -p addmul-tokenizer --bench tokenizer`, recorded on {} by `cargo xtask \
+             bench-record` on a two-core virtual machine whose speed drifts from minute to minute by tens of percent",
+            crate::measured::recorded_on(&root, "gpt2_encode/one_thread")?
+        ),
+    );
     Ok(())
 }
 
@@ -310,21 +335,23 @@ fn measure_corpus(text: &str, gpt2: &Bpe) -> Result<Value> {
     }))
 }
 
-/// Replaces the `corpus` section of the measured file, keeping its timings.
+/// Replaces the `corpus` section of the measured file.
 fn update_measured(path: &Path, corpus: Value) -> Result<()> {
     let mut file: Value = match std::fs::read_to_string(path) {
         Ok(text) => serde_json::from_str(&text)?,
-        Err(_) => json!({ "timings": {} }),
+        Err(_) => json!({}),
     };
     let old = file.get("corpus").cloned();
     if old.as_ref() != Some(&corpus) && old.is_some() {
         eprintln!("note: {} changed; commit it with the code that changed it", path.display());
     }
     file["corpus"] = corpus;
+    if let Some(map) = file.as_object_mut() {
+        map.remove("timings"); // once copied by hand; now in criterion.json
+    }
     file["about"] = json!(
         "Numbers about tinyshakespeare for chapter 6. `corpus` is rewritten by `cargo xtask book` whenever the corpus \
-         is present ($ADDMUL_CORPUS or ../shared/data/tinyshakespeare.txt); `timings` are criterion medians copied by \
-         hand from `cargo bench -p addmul-tokenizer --bench tokenizer` (see `timings_source`)."
+         is present ($ADDMUL_CORPUS or ../shared/data/tinyshakespeare.txt). Timings come from criterion.json."
     );
     std::fs::create_dir_all(path.parent().expect("a file in a folder"))?;
     std::fs::write(path, serde_json::to_string_pretty(&file)? + "\n")?;
