@@ -86,46 +86,11 @@ enum Command {
 enum TransformerCommand {
     /// Learn to copy random sequences of the symbols 1 to 10, then copy
     /// held-out sequences with greedy decoding.
-    Copy {
-        /// Optimizer steps.
-        #[arg(long, default_value_t = 1500)]
-        steps: u64,
-        /// Worker threads (0: one per core).
-        #[arg(long, default_value_t = 0)]
-        threads: usize,
-        /// Seed of weights and data.
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
-    },
+    Copy(addmul::demos::CopyArgs),
     /// Learn to translate numbers (0 to 999,999) from English into German
     /// words; test greedy and beam decoding on numbers never seen in
     /// training; compare with a decoder-only GPT.
-    Numbers {
-        /// Optimizer steps.
-        #[arg(long, default_value_t = 2000)]
-        steps: u64,
-        /// Pairs per step.
-        #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..))]
-        batch_size: u64,
-        /// Worker threads (0: one per core).
-        #[arg(long, default_value_t = 0)]
-        threads: usize,
-        /// Test numbers (never drawn for training).
-        #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..))]
-        test_size: u64,
-        /// Seed of the split, the weights and the training numbers.
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
-        /// Skip the decoder-only GPT comparison.
-        #[arg(long)]
-        no_gpt: bool,
-        /// Write the cross-attention figure (SVG) into this folder.
-        #[arg(long, value_name = "DIR")]
-        figures: Option<PathBuf>,
-        /// Write the measurements as JSON to this file.
-        #[arg(long, value_name = "FILE")]
-        json: Option<PathBuf>,
-    },
+    Numbers(addmul::demos::NumbersArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -280,36 +245,12 @@ fn run(cli: Cli) -> addmul::Result<()> {
             let options = addmul::demos::LeafFlowerOptions { seed, figures, progress_every: every as usize };
             addmul::demos::leaf_flower(&options, &mut std::io::stdout().lock())?;
         }
-        Command::Transformer(TransformerCommand::Copy { steps, threads, seed }) => {
-            let options = addmul::demos::CopyOptions { steps, threads, seed, ..Default::default() };
-            addmul::demos::copy_task(&options, &mut std::io::stdout().lock())?;
+        Command::Transformer(TransformerCommand::Copy(args)) => {
+            addmul::demos::copy_task(&args.options(), &mut std::io::stdout().lock())?;
         }
-        Command::Transformer(TransformerCommand::Numbers {
-            steps,
-            batch_size,
-            threads,
-            test_size,
-            seed,
-            no_gpt,
-            figures,
-            json,
-        }) => {
-            let options = addmul::demos::NumbersOptions {
-                steps,
-                batch_size: batch_size as usize,
-                threads,
-                test_size: test_size as usize,
-                seed,
-                gpt: !no_gpt,
-                figures,
-                ..Default::default()
-            };
-            let run = addmul::demos::numbers_task(&options, &mut std::io::stdout().lock())?;
-            if let Some(path) = json {
-                let command = std::env::args().collect::<Vec<_>>().join(" ");
-                addmul::demos::write_numbers_record(&run.report, &command, &path)?;
-                eprintln!("report: {}", path.display());
-            }
+        Command::Transformer(TransformerCommand::Numbers(args)) => {
+            let command = std::env::args().collect::<Vec<_>>().join(" ");
+            args.run(&command, &mut std::io::stdout().lock())?;
         }
         Command::CharModel { data, epochs } => {
             let options = addmul::demos::CharModelOptions { text: data, epochs, ..Default::default() };

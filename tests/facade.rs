@@ -79,3 +79,31 @@ fn transformer_demos_run_and_draw() {
     assert!(svg.starts_with("<svg"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `addmul transformer numbers` and the example share one set of arguments,
+/// whose defaults are the task's; a test set of no numbers is refused.
+#[test]
+fn transformer_arguments_and_bad_input() {
+    use addmul::demos::{CopyArgs, NumbersArgs, NumbersOptions, numbers_task};
+    use clap::Parser;
+    #[derive(Parser)]
+    struct Numbers {
+        #[command(flatten)]
+        args: NumbersArgs,
+    }
+    #[derive(Parser)]
+    struct Copy {
+        #[command(flatten)]
+        args: CopyArgs,
+    }
+    let defaults = Numbers::try_parse_from(["addmul"]).unwrap().args.options();
+    assert_eq!(defaults, NumbersOptions::default());
+    let chosen = Numbers::try_parse_from(["addmul", "--steps", "7", "--no-gpt", "--lr-factor", "0.25"]).unwrap();
+    let chosen = chosen.args.options();
+    assert_eq!((chosen.steps, chosen.gpt, chosen.lr_factor), (7, false, 0.25));
+    assert_eq!(Copy::try_parse_from(["addmul"]).unwrap().args.options(), addmul::demos::CopyOptions::default());
+    assert!(Numbers::try_parse_from(["addmul", "--steps", "many"]).is_err());
+    let empty = NumbersOptions { test_size: 0, ..NumbersOptions::default() };
+    let err = numbers_task(&empty, &mut Vec::new()).unwrap_err();
+    assert!(matches!(err, addmul::Error::Invalid { .. }), "{err}");
+}

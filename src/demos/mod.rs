@@ -10,6 +10,6 @@ pub use char_model::{CharModelDemo, CharModelOptions, char_model};
 pub use leaf_flower::{LeafFlowerOptions, LeafFlowerRuns, decision_regions, leaf_flower, loss_curves};
 pub use residual_depth::{DepthConfig, DepthRun, residual_depth};
 pub use transformer::{
-    AttentionMap, CopyOptions, CopyRun, GptRun, ModelSize, NumbersOptions, NumbersReport, NumbersRun, attention_map,
-    copy_task, numbers_task, utc_date, write_numbers_record,
+    AttentionMap, CopyArgs, CopyOptions, CopyRun, GptRun, ModelSize, NumbersArgs, NumbersOptions, NumbersReport,
+    NumbersRun, attention_map, copy_task, numbers_task, utc_date, write_numbers_record,
 };

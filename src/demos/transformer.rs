@@ -448,6 +448,10 @@ fn figure_number(split: &Split) -> u32 {
 /// # Errors
 /// A model, training or plotting error, or a failed write to `out`.
 pub fn numbers_task(options: &NumbersOptions, out: &mut dyn Write) -> Result<NumbersRun> {
+    if options.test_size == 0 {
+        let problem = "must be at least 1: the accuracy is measured on the test numbers".to_string();
+        return Err(Error::Invalid { what: "test_size 0".into(), problem });
+    }
     let (en, de) = (numbers::english_vocabulary()?, numbers::german_vocabulary()?);
     let config = options.size.config(&en, &de, NUMBERS_MAX_LEN)?;
     let model = Transformer::new(config, &mut rng(options.seed))?;
@@ -801,4 +805,105 @@ pub fn write_numbers_record(report: &NumbersReport, command: &str, path: &Path) 
     });
     let text = serde_json::to_string_pretty(&record).expect("the report serialises") + "\n";
     Ok(addmul_gpt::checkpoint::write_atomically(path, text.as_bytes())?)
+}
+
+// ------------------------------------------------------- command-line options
+
+/// The copy task's options on the command line (`addmul transformer copy`
+/// and `examples/transformer_copy.rs`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct CopyArgs {
+    /// Optimizer steps.
+    #[arg(long, default_value_t = CopyOptions::default().steps)]
+    pub steps: u64,
+    /// Worker threads (0: one per core).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+    /// Warmup steps of the learning-rate schedule.
+    #[arg(long, default_value_t = CopyOptions::default().warmup)]
+    pub warmup: u64,
+    /// Factor of the learning-rate schedule (peak rate: factor / sqrt(d_model · warmup)).
+    #[arg(long, default_value_t = CopyOptions::default().lr_factor)]
+    pub lr_factor: f64,
+    /// Seed of weights and data.
+    #[arg(long, default_value_t = CopyOptions::default().seed)]
+    pub seed: u64,
+}
+
+impl CopyArgs {
+    /// The options these arguments choose.
+    pub fn options(&self) -> CopyOptions {
+        let CopyArgs { steps, threads, warmup, lr_factor, seed } = *self;
+        CopyOptions { steps, threads, warmup, lr_factor, seed, ..CopyOptions::default() }
+    }
+}
+
+/// The number task's options on the command line (`addmul transformer
+/// numbers` and `examples/transformer_numbers.rs`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct NumbersArgs {
+    /// Optimizer steps.
+    #[arg(long, default_value_t = NumbersOptions::default().steps)]
+    pub steps: u64,
+    /// Pairs per step.
+    #[arg(long, default_value_t = NumbersOptions::default().batch_size)]
+    pub batch_size: usize,
+    /// Worker threads (0: one per core).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+    /// Test numbers (never drawn for training).
+    #[arg(long, default_value_t = NumbersOptions::default().test_size)]
+    pub test_size: usize,
+    /// Warmup steps of the learning-rate schedule.
+    #[arg(long, default_value_t = NumbersOptions::default().warmup)]
+    pub warmup: u64,
+    /// Factor of the learning-rate schedule (peak rate: factor / sqrt(d_model · warmup)).
+    #[arg(long, default_value_t = NumbersOptions::default().lr_factor)]
+    pub lr_factor: f64,
+    /// Seed of the split, the weights and the training numbers.
+    #[arg(long, default_value_t = NumbersOptions::default().seed)]
+    pub seed: u64,
+    /// Skip the decoder-only GPT comparison.
+    #[arg(long)]
+    pub no_gpt: bool,
+    /// Write the cross-attention figure (SVG) into this folder.
+    #[arg(long, value_name = "DIR")]
+    pub figures: Option<PathBuf>,
+    /// Write the measurements as JSON to this file (with the command and
+    /// today's date); the book reads `book/measured/transformer_numbers.json`.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+}
+
+impl NumbersArgs {
+    /// The options these arguments choose.
+    pub fn options(&self) -> NumbersOptions {
+        NumbersOptions {
+            steps: self.steps,
+            batch_size: self.batch_size,
+            threads: self.threads,
+            test_size: self.test_size,
+            warmup: self.warmup,
+            lr_factor: self.lr_factor,
+            seed: self.seed,
+            gpt: !self.no_gpt,
+            figures: self.figures.clone(),
+            ..NumbersOptions::default()
+        }
+    }
+
+    /// Runs the task, printing progress to `out`, and writes the JSON record
+    /// if asked, naming `command` as what produced it.
+    ///
+    /// # Errors
+    /// As [`numbers_task`] and [`write_numbers_record`].
+    pub fn run(&self, command: &str, out: &mut dyn Write) -> Result<NumbersRun> {
+        let run = numbers_task(&self.options(), out)?;
+        if let Some(path) = &self.json {
+            write_numbers_record(&run.report, command, path)?;
+            writeln!(out, "wrote {}", path.display())
+                .map_err(|source| Error::Io { context: "writing progress".into(), source })?;
+        }
+        Ok(run)
+    }
 }
