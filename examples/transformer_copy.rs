@@ -3,7 +3,7 @@
 //! `addmul transformer copy`).
 //!
 //! ```text
-//! cargo run --release --example transformer_copy [-- --steps 1500 --threads 2]
+//! cargo run --release --example transformer_copy [-- --steps 3000 --threads 2]
 //! ```
 
 use clap::Parser;

@@ -115,7 +115,7 @@ impl Default for CopyOptions {
     fn default() -> Self {
         CopyOptions {
             size: ModelSize { d_model: 32, n_head: 4, d_ff: 128, layers: 2 },
-            steps: 1500,
+            steps: 3000,
             batch_size: 32,
             min_len: 1,
             max_len: 10,
