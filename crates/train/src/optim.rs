@@ -319,9 +319,11 @@ fn moments_for<'a, T: Float>(
     p: &Param<T>,
 ) -> Result<&'a mut Moments<T>> {
     let (rows, cols) = p.value().shape();
-    let state = moments
-        .entry(name.to_string())
-        .or_insert_with(|| Moments { m: Matrix::zeros(rows, cols), v: Matrix::zeros(rows, cols) });
+    if !moments.contains_key(name) {
+        // Only on a parameter's first step: no name is copied after that.
+        moments.insert(name.to_string(), Moments { m: Matrix::zeros(rows, cols), v: Matrix::zeros(rows, cols) });
+    }
+    let state = moments.get_mut(name).expect("inserted above");
     if state.m.shape() != (rows, cols) || state.v.shape() != (rows, cols) {
         return Err(Error::shape("AdamW state", p.shape().to_string(), addmul_core::Shape::of(&state.m)));
     }
