@@ -55,7 +55,7 @@ impl<T: Float> Layer<T> for FeedForward<T> {
 
     fn backward(&mut self, cache: &FeedForwardCache<T>, dy: &Matrix<T>) -> addmul_core::Result<Matrix<T>> {
         let d_act = self.c_proj.backward(&cache.act, dy)?;
-        let d_pre = self.act.backward_from_input(&cache.pre, &d_act)?;
+        let d_pre = self.act.backward_owned(&cache.pre, d_act)?;
         self.c_fc.backward(&cache.x, &d_pre)
     }
 }

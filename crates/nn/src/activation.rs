@@ -101,8 +101,17 @@ impl Activation {
     /// # Errors
     /// [`addmul_core::Error::ShapeMismatch`] if `dy` and `x` differ in shape.
     pub fn backward_from_input<T: Float>(self, x: &Matrix<T>, dy: &Matrix<T>) -> Result<Matrix<T>> {
-        expect_shape("Activation::backward", dy, Some(x.nrows()), Some(x.ncols()))?;
-        let mut dx = dy.clone();
+        self.backward_owned(x, dy.clone())
+    }
+
+    /// [`Activation::backward_from_input`] that turns `dy`, which the caller
+    /// no longer needs, into `dx` in place (no new matrix, one pass less over
+    /// memory).
+    ///
+    /// # Errors
+    /// [`addmul_core::Error::ShapeMismatch`] if `dy` and `x` differ in shape.
+    pub fn backward_owned<T: Float>(self, x: &Matrix<T>, mut dy: Matrix<T>) -> Result<Matrix<T>> {
+        expect_shape("Activation::backward", &dy, Some(x.nrows()), Some(x.ncols()))?;
         fn each<T: Float>(dx: &mut Matrix<T>, x: &Matrix<T>, f: impl Fn(T) -> T) {
             for (g, &v) in dx.as_mut_slice().iter_mut().zip(x.as_slice()) {
                 *g *= f(v);
@@ -111,11 +120,11 @@ impl Activation {
         // One loop per variant, so that each one is inlined and vectorises.
         match self {
             Activation::Identity => {}
-            Activation::Relu => each(&mut dx, x, |v| Activation::Relu.derivative(v)),
-            Activation::GeluTanh => each(&mut dx, x, |v| Activation::GeluTanh.derivative(v)),
-            Activation::GeluErf => each(&mut dx, x, |v| Activation::GeluErf.derivative(v)),
+            Activation::Relu => each(&mut dy, x, |v| Activation::Relu.derivative(v)),
+            Activation::GeluTanh => each(&mut dy, x, |v| Activation::GeluTanh.derivative(v)),
+            Activation::GeluErf => each(&mut dy, x, |v| Activation::GeluErf.derivative(v)),
         }
-        Ok(dx)
+        Ok(dy)
     }
 }
 

@@ -141,7 +141,7 @@ impl<T: Float> Layer<T> for Mlp<T> {
         let mut grad = dy.clone();
         for i in (0..self.layers.len()).rev() {
             if i + 1 < self.layers.len() {
-                grad = self.activation.backward_from_input(&cache.pre_activations[i], &grad)?;
+                grad = self.activation.backward_owned(&cache.pre_activations[i], grad)?;
             }
             grad = self.layers[i].backward(&cache.inputs[i], &grad)?;
         }
