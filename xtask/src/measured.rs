@@ -36,13 +36,7 @@ impl Median {
 /// Reads the median of benchmark `id` (criterion's full id, such as
 /// `gpt2_encode/one_thread`) from the record.
 pub fn median(root: &Path, id: &str) -> Result<Median> {
-    let path = root.join(RECORD);
-    let file: Value =
-        serde_json::from_str(&std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?)
-            .with_context(|| format!("parsing {}", path.display()))?;
-    let Some(entry) = file.get("benches").and_then(|b| b.get(id)) else {
-        bail!("{} has no benchmark {id:?}: run its bench, then `cargo xtask bench-record`", path.display())
-    };
+    let entry = entry(root, id)?;
     let seconds = entry.get("median_ns").and_then(Value::as_f64).context("median_ns")? * 1e-9;
     let per_iteration = entry.get("per_iteration").and_then(Value::as_f64);
     Ok(Median { seconds, per_iteration })
@@ -50,14 +44,22 @@ pub fn median(root: &Path, id: &str) -> Result<Median> {
 
 /// The date a benchmark was recorded.
 pub fn recorded_on(root: &Path, id: &str) -> Result<String> {
+    entry(root, id)?.get("date").and_then(Value::as_str).map(str::to_string).with_context(|| format!("{id}: date"))
+}
+
+/// The record, parsed.
+fn read_record(root: &Path) -> Result<Value> {
     let path = root.join(RECORD);
-    let file: Value = serde_json::from_str(&std::fs::read_to_string(&path)?)?;
-    file.get("benches")
-        .and_then(|b| b.get(id))
-        .and_then(|e| e.get("date"))
-        .and_then(Value::as_str)
-        .map(str::to_string)
-        .with_context(|| format!("{} has no date for {id:?}", path.display()))
+    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+}
+
+/// Benchmark `id`'s entry in the record.
+fn entry(root: &Path, id: &str) -> Result<Value> {
+    match read_record(root)?.get_mut("benches").and_then(|b| b.get_mut(id)) {
+        Some(entry) => Ok(entry.take()),
+        None => bail!("{RECORD} has no benchmark {id:?}: run its bench, then `cargo xtask bench-record`"),
+    }
 }
 
 /// Merges every criterion result under the target folder into the record.
@@ -136,10 +138,8 @@ fn collect(dir: &Path, found: &mut Found) -> Result<()> {
 
 /// Every recorded benchmark as a Markdown table: id, median, throughput, date.
 pub fn table(root: &Path) -> Result<String> {
-    let path = root.join(RECORD);
-    let file: Value =
-        serde_json::from_str(&std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?)?;
-    let Some(Value::Object(benches)) = file.get("benches") else { bail!("{} has no benches", path.display()) };
+    let file = read_record(root)?;
+    let Some(Value::Object(benches)) = file.get("benches") else { bail!("{RECORD} has no benches") };
     let mut out = String::from("| benchmark | median | throughput | recorded |\n|---|---:|---:|---|\n");
     for (id, entry) in benches {
         let ns = entry.get("median_ns").and_then(Value::as_f64).with_context(|| format!("{id}: median_ns"))?;
