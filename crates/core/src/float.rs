@@ -9,7 +9,7 @@ use std::fmt;
 /// checks against finite differences). Beyond nalgebra's [`RealField`]
 /// (`exp`, `ln`, `sqrt`, `tanh`, ...) it adds lossless-enough conversions, the
 /// error function for exact GELU, and a raw matrix product that goes straight
-/// to `matrixmultiply`.
+/// to the `gemm` crate's kernels.
 ///
 /// [`RealField`]: nalgebra::RealField
 pub trait Float:
@@ -158,7 +158,7 @@ impl Float for f32 {
         c: (*mut Self, isize, isize),
     ) {
         // SAFETY: forwarded from the caller's contract.
-        unsafe { matrixmultiply::sgemm(m, k, n, alpha, a.0, a.1, a.2, b.0, b.1, b.2, beta, c.0, c.1, c.2) }
+        unsafe { crate::matrix::gemm_kernel(m, k, n, alpha, a, b, beta, c) }
     }
 }
 
@@ -202,7 +202,7 @@ impl Float for f64 {
         c: (*mut Self, isize, isize),
     ) {
         // SAFETY: forwarded from the caller's contract.
-        unsafe { matrixmultiply::dgemm(m, k, n, alpha, a.0, a.1, a.2, b.0, b.1, b.2, beta, c.0, c.1, c.2) }
+        unsafe { crate::matrix::gemm_kernel(m, k, n, alpha, a, b, beta, c) }
     }
 }
 
