@@ -250,14 +250,21 @@ pub fn exp_f32(x: f32) -> f32 {
         1.666_666_545_9e-1,
         5.000_000_120_1e-1,
     ];
+    // Adding 1.5 · 2^23 rounds to an integer (ties to even) that then sits in
+    // the low mantissa bits: both the rounded float and the integer come out
+    // without a float-to-int cast, which (saturating in Rust) would stop the
+    // loop from vectorising.
+    const SHIFTER: f32 = 12_582_912.0;
     let xc = x.clamp(-87.336_55, 88.722_83);
-    let n = (xc * LOG2E).round();
+    let t = xc * LOG2E + SHIFTER;
+    let n = t - SHIFTER;
+    let ni = (t.to_bits() as i32).wrapping_sub(SHIFTER.to_bits() as i32);
     let r = xc - n * C1 - n * C2;
     let z = r * r;
     let p = (((((P[0] * r + P[1]) * r + P[2]) * r + P[3]) * r + P[4]) * r + P[5]) * z + r + 1.0;
     // 2^n for n in [-126, 128]: build the exponent bits (n = 128 gives inf).
-    let scale = f32::from_bits((((n as i32) + 127).clamp(0, 255) as u32) << 23);
-    let y = if n as i32 >= 128 { p * 2.0 * f32::from_bits(254 << 23) } else { p * scale };
+    let scale = f32::from_bits(((ni + 127).clamp(0, 255) as u32) << 23);
+    let y = if ni >= 128 { p * 2.0 * f32::from_bits(254 << 23) } else { p * scale };
     if x < -87.336_55 {
         0.0
     } else if x > 88.722_83 {

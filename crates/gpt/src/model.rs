@@ -41,16 +41,22 @@ impl<T: Float> FeedForward<T> {
             act,
         }
     }
+
+    /// The forward pass, keeping `x` (which the caller no longer needs) for
+    /// the backward pass instead of copying it.
+    fn forward_owned(&self, x: Matrix<T>) -> addmul_core::Result<(Matrix<T>, FeedForwardCache<T>)> {
+        let pre = self.c_fc.apply(&x)?;
+        let act = self.act.map(&pre);
+        let y = self.c_proj.apply(&act)?;
+        Ok((y, FeedForwardCache { x, pre, act }))
+    }
 }
 
 impl<T: Float> Layer<T> for FeedForward<T> {
     type Cache = FeedForwardCache<T>;
 
     fn forward(&self, x: &Matrix<T>) -> addmul_core::Result<(Matrix<T>, FeedForwardCache<T>)> {
-        let pre = self.c_fc.apply(x)?;
-        let act = self.act.map(&pre);
-        let y = self.c_proj.apply(&act)?;
-        Ok((y, FeedForwardCache { x: x.clone(), pre, act }))
+        self.forward_owned(x.clone())
     }
 
     fn backward(&mut self, cache: &FeedForwardCache<T>, dy: &Matrix<T>) -> addmul_core::Result<Matrix<T>> {
@@ -128,11 +134,11 @@ impl<T: Float> Block<T> {
         rng: &mut Option<&mut Rng>,
     ) -> Result<BlockCache<T>> {
         let (a_in, ln_1) = self.ln_1.forward(x)?;
-        let (a, attn) = self.attn.forward_self(&a_in, seq_len, None)?;
+        let (a, attn) = self.attn.forward_self_owned(a_in, seq_len, None)?;
         let (a, drop_attn) = maybe_drop(dropout, rng, a);
         *x += a; // the residual connection around attention
         let (m_in, ln_2) = self.ln_2.forward(x)?;
-        let (m, mlp) = self.mlp.forward(&m_in)?;
+        let (m, mlp) = self.mlp.forward_owned(m_in)?;
         let (m, drop_mlp) = maybe_drop(dropout, rng, m);
         *x += m; // ... and around the feed-forward network
         Ok(BlockCache { ln_1, attn, drop_attn, ln_2, mlp, drop_mlp })

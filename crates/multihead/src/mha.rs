@@ -1,11 +1,14 @@
 //! The multi-head attention layer.
 
+use std::borrow::Cow;
+
 use addmul_attention::{AttentionGrads, Mask, attend, attend_backward};
 use addmul_core::{
-    Error, Float, Init, Layer, Matrix, Param, Parameters, Result, Rng, Shape, expect_shape, visit_child,
+    AnyMatrix, Error, Float, Init, Layer, Matrix, Param, Parameters, Result, Rng, Shape, expect_shape, visit_child,
     visit_child_mut,
 };
 use addmul_nn::Linear;
+use nalgebra::{Dyn, RawStorageMut};
 
 use crate::{CrossKv, KvCache};
 
@@ -266,7 +269,21 @@ impl<T: Float> MultiHeadAttention<T> {
         seq_len: usize,
         key_padding: Option<&[bool]>,
     ) -> Result<(Matrix<T>, MultiHeadCache<T>)> {
-        self.run(x, seq_len, None, key_padding)
+        self.run(Cow::Borrowed(x), seq_len, None, key_padding)
+    }
+
+    /// [`MultiHeadAttention::forward_self`] that keeps `x`, which the caller
+    /// no longer needs, for the backward pass instead of copying it.
+    ///
+    /// # Errors
+    /// As [`MultiHeadAttention::forward_self`].
+    pub fn forward_self_owned(
+        &self,
+        x: Matrix<T>,
+        seq_len: usize,
+        key_padding: Option<&[bool]>,
+    ) -> Result<(Matrix<T>, MultiHeadCache<T>)> {
+        self.run(Cow::Owned(x), seq_len, None, key_padding)
     }
 
     /// Cross-attention: queries from `x` (sequences of `seq_len`), keys and
@@ -283,21 +300,21 @@ impl<T: Float> MultiHeadAttention<T> {
         context_len: usize,
         context_padding: Option<&[bool]>,
     ) -> Result<(Matrix<T>, MultiHeadCache<T>)> {
-        self.run(x, seq_len, Some((context, context_len)), context_padding)
+        self.run(Cow::Borrowed(x), seq_len, Some((context, context_len)), context_padding)
     }
 
     // ANCHOR: forward
     fn run(
         &self,
-        x: &Matrix<T>,
+        x: Cow<'_, Matrix<T>>,
         seq_len: usize,
         context: Option<(&Matrix<T>, usize)>,
         padding: Option<&[bool]>,
     ) -> Result<(Matrix<T>, MultiHeadCache<T>)> {
         let batches = sequences("sequence length", x.ncols(), seq_len)?;
         let (q, kv) = match (&self.proj, context) {
-            (Projections::Fused(c_attn), None) => (c_attn.apply(x)?, None),
-            (Projections::Cross { c_q, c_kv }, Some((c, _))) => (c_q.apply(x)?, Some(c_kv.apply(c)?)),
+            (Projections::Fused(c_attn), None) => (c_attn.apply(&x)?, None),
+            (Projections::Cross { c_q, c_kv }, Some((c, _))) => (c_q.apply(&x)?, Some(c_kv.apply(c)?)),
             (Projections::Fused(_), Some(_)) => {
                 return Err(Error::Unsupported { op: "forward_cross", reason: "this is a self-attention layer" });
             }
@@ -341,7 +358,7 @@ impl<T: Float> MultiHeadAttention<T> {
         }
         let y = self.c_proj.apply(&heads)?;
         let cache = MultiHeadCache {
-            x: x.clone(),
+            x: x.into_owned(),
             context: context.map(|(c, _)| c.clone()),
             q,
             kv,
@@ -362,44 +379,29 @@ impl<T: Float> MultiHeadAttention<T> {
     /// [`Error::ShapeMismatch`] if `dy` is not the forward output's shape.
     pub fn backward(&mut self, cache: &MultiHeadCache<T>, dy: &Matrix<T>) -> Result<AttentionGrads<T>> {
         let d_heads = self.c_proj.backward(&cache.heads, dy)?;
-        let (t, s, lay, scale) = (cache.seq_len, cache.context_len, self.layout(), self.scale());
-        let batches = cache.x.ncols() / t;
-        let keys_and_values = cache.kv.as_ref().unwrap_or(&cache.q);
-        let mut dq = Matrix::zeros(lay.d, cache.x.ncols());
-        let mut dk = Matrix::zeros(lay.d, batches * s);
-        let mut dv = Matrix::zeros(lay.d, batches * s);
-        let mut scratch = vec![T::zero(); s * t];
-        for b in 0..batches {
-            for h in 0..self.n_head {
-                let block = (b * self.n_head + h) * s * t;
-                let rows = h * lay.hs;
-                attend_backward(
-                    &cache.q.view((lay.q(h), b * t), (lay.hs, t)),
-                    &keys_and_values.view((lay.k(h), b * s), (lay.hs, s)),
-                    &keys_and_values.view((lay.v(h), b * s), (lay.hs, s)),
-                    scale,
-                    &cache.weights[block..block + s * t],
-                    &d_heads.view((rows, b * t), (lay.hs, t)),
-                    &mut dq.view_mut((rows, b * t), (lay.hs, t)),
-                    &mut dk.view_mut((rows, b * s), (lay.hs, s)),
-                    &mut dv.view_mut((rows, b * s), (lay.hs, s)),
-                    &mut scratch,
-                )?;
-            }
-        }
+        let (n, d, kv_cols) =
+            (cache.x.ncols(), self.d_model(), cache.kv.as_ref().map_or(cache.x.ncols(), |kv| kv.ncols()));
+        // Each head writes its gradients straight into the rows that feed the
+        // projections' backward: `[dQ; dK; dV]` for self-attention, `dQ` and
+        // `[dK; dV]` for cross-attention.
         match &mut self.proj {
             Projections::Fused(c_attn) => {
-                let mut dqkv = Matrix::zeros(3 * lay.d, cache.x.ncols());
-                dqkv.rows_mut(0, lay.d).copy_from(&dq);
-                dqkv.rows_mut(lay.d, lay.d).copy_from(&dk);
-                dqkv.rows_mut(2 * lay.d, lay.d).copy_from(&dv);
+                let mut dqkv = Matrix::zeros(3 * d, n);
+                {
+                    let (mut dq, mut dkv) = dqkv.rows_range_pair_mut(0..d, d..3 * d);
+                    let (mut dk, mut dv) = dkv.rows_range_pair_mut(0..d, d..2 * d);
+                    heads_backward(cache, &d_heads, self.n_head, &mut dq, &mut dk, &mut dv)?;
+                }
                 Ok(AttentionGrads { dx: c_attn.backward(&cache.x, &dqkv)?, dcontext: None })
             }
             Projections::Cross { c_q, c_kv } => {
                 let context = cache.context.as_ref().expect("a cross-attention cache holds its context");
-                let mut dkv = Matrix::zeros(2 * lay.d, dk.ncols());
-                dkv.rows_mut(0, lay.d).copy_from(&dk);
-                dkv.rows_mut(lay.d, lay.d).copy_from(&dv);
+                let mut dq = Matrix::zeros(d, n);
+                let mut dkv = Matrix::zeros(2 * d, kv_cols);
+                {
+                    let (mut dk, mut dv) = dkv.rows_range_pair_mut(0..d, d..2 * d);
+                    heads_backward(cache, &d_heads, self.n_head, &mut dq.view_mut((0, 0), (d, n)), &mut dk, &mut dv)?;
+                }
                 let dx = c_q.backward(&cache.x, &dq)?;
                 Ok(AttentionGrads { dx, dcontext: Some(c_kv.backward(context, &dkv)?) })
             }
@@ -501,6 +503,55 @@ impl<T: Float> MultiHeadAttention<T> {
         }
         self.c_proj.apply(&heads)
     }
+}
+
+/// The attention backward of every head of every sequence: writes `dQ`
+/// (`[d, B·T]`), `dK` and `dV` (`[d, B·S]`) from the gradient of the heads'
+/// outputs.
+fn heads_backward<T, SQ, SK, SV>(
+    cache: &MultiHeadCache<T>,
+    d_heads: &Matrix<T>,
+    n_head: usize,
+    dq: &mut AnyMatrix<T, SQ>,
+    dk: &mut AnyMatrix<T, SK>,
+    dv: &mut AnyMatrix<T, SV>,
+) -> Result<()>
+where
+    T: Float,
+    SQ: RawStorageMut<T, Dyn, Dyn>,
+    SK: RawStorageMut<T, Dyn, Dyn>,
+    SV: RawStorageMut<T, Dyn, Dyn>,
+{
+    let (t, s) = (cache.seq_len, cache.context_len);
+    let (d, batches) = (d_heads.nrows(), d_heads.ncols() / t);
+    let hs = d / n_head;
+    let scale = T::one() / T::of(hs as f64).sqrt();
+    // Where the keys and values sit: after the queries in `[Q; K; V]`, or
+    // at the top of `[K; V]` for cross-attention.
+    let (source, k_row) = match &cache.kv {
+        Some(kv) => (kv, 0),
+        None => (&cache.q, d),
+    };
+    let mut scratch = vec![T::zero(); s * t];
+    for b in 0..batches {
+        for h in 0..n_head {
+            let block = (b * n_head + h) * s * t;
+            let rows = h * hs;
+            attend_backward(
+                &cache.q.view((rows, b * t), (hs, t)),
+                &source.view((k_row + rows, b * s), (hs, s)),
+                &source.view((k_row + d + rows, b * s), (hs, s)),
+                scale,
+                &cache.weights[block..block + s * t],
+                &d_heads.view((rows, b * t), (hs, t)),
+                &mut dq.view_mut((rows, b * t), (hs, t)),
+                &mut dk.view_mut((rows, b * s), (hs, s)),
+                &mut dv.view_mut((rows, b * s), (hs, s)),
+                &mut scratch,
+            )?;
+        }
+    }
+    Ok(())
 }
 
 /// As a [`Layer`], multi-head self-attention treats its input as one

@@ -85,15 +85,17 @@ impl Activation {
 
     /// Applies `f` to every entry.
     pub fn map<T: Float>(self, x: &Matrix<T>) -> Matrix<T> {
-        let mut y = x.clone();
-        // One loop per variant, so that each one vectorises.
-        match self {
-            Activation::Identity => {}
-            Activation::Relu => y.apply(|v| *v = Activation::Relu.apply(*v)),
-            Activation::GeluTanh => y.apply(|v| *v = Activation::GeluTanh.apply(*v)),
-            Activation::GeluErf => y.apply(|v| *v = Activation::GeluErf.apply(*v)),
+        // One pass that reads x and writes fresh memory (no copy first), one
+        // loop per variant so that each one is inlined and vectorises.
+        fn each<T: Float>(x: &Matrix<T>, f: impl Fn(T) -> T) -> Matrix<T> {
+            Matrix::from_vec(x.nrows(), x.ncols(), x.as_slice().iter().map(|&v| f(v)).collect())
         }
-        y
+        match self {
+            Activation::Identity => x.clone(),
+            Activation::Relu => each(x, |v| Activation::Relu.apply(v)),
+            Activation::GeluTanh => each(x, |v| Activation::GeluTanh.apply(v)),
+            Activation::GeluErf => each(x, |v| Activation::GeluErf.apply(v)),
+        }
     }
 
     /// `dx = f'(x) ⊙ dy`.
