@@ -739,20 +739,12 @@ fn gpt_step(
     for (x, _, len) in &shares {
         *flops += workers[0].config().training_flops(x.len(), *len);
     }
-    let results: Vec<Result<f64>> = std::thread::scope(|s| {
-        let handles: Vec<_> = workers
-            .iter_mut()
-            .zip(&shares)
-            .map(|(model, (inputs, targets, seq_len))| {
-                s.spawn(move || {
-                    model.zero_grads();
-                    let share = inputs.len() as f64 / positions as f64;
-                    let batch = GptBatch { inputs, targets, seq_len: *seq_len };
-                    Ok(model.forward_backward(&batch, None, share)? * share)
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().expect("a GPT worker panicked")).collect()
+    let jobs: Vec<_> = workers.iter_mut().zip(&shares).collect();
+    let results = addmul_core::parallel::run_each(jobs, |(model, (inputs, targets, seq_len))| {
+        model.zero_grads();
+        let share = inputs.len() as f64 / positions as f64;
+        let batch = GptBatch { inputs, targets, seq_len: *seq_len };
+        Ok::<_, crate::Error>(model.forward_backward(&batch, None, share)? * share)
     });
     let loss = results.into_iter().sum::<Result<f64>>()?;
     let (first, rest) = workers.split_first_mut().expect("at least one worker");
@@ -764,7 +756,7 @@ fn gpt_step(
     adam.step(first)?;
     for replica in rest.iter_mut() {
         for (mine, master) in replica.params_mut().into_iter().zip(first.params()) {
-            mine.value_mut().copy_from(master.value());
+            mine.value_mut().as_mut_slice().copy_from_slice(master.value().as_slice());
         }
     }
     Ok(loss)

@@ -1,10 +1,39 @@
-//! Sharing work among threads: a list of items (say, a model's parameters)
-//! cut into consecutive groups of about equal weight, one scoped thread per
-//! group.
+//! Sharing work among threads: independent jobs run on one pool of worker
+//! threads that lives as long as the program (rayon's global pool, one
+//! thread per core), and a list of items (say, a model's parameters) can be
+//! cut into consecutive groups of about equal weight, one job per group.
+//!
+//! Keeping the threads alive matters for training: a thread that is new
+//! every step starts with a cold allocator heap (whose fresh pages the kernel
+//! must zero on first touch) and with empty packing buffers for the matrix
+//! kernels.
+
+use rayon::prelude::*;
+
+/// Runs `f` on every item, each as its own job on the shared pool, and
+/// returns the results in the items' order. The order (and so any reduction
+/// over the results) does not depend on which thread ran which job. A panic
+/// in a job is resumed on the calling thread.
+///
+/// ```
+/// use addmul_core::parallel::run_each;
+/// assert_eq!(run_each(vec![1, 2, 3], |x| x * 10), vec![10, 20, 30]);
+/// ```
+pub fn run_each<X, R, F>(items: Vec<X>, f: F) -> Vec<R>
+where
+    X: Send,
+    R: Send,
+    F: Fn(X) -> R + Sync + Send,
+{
+    if items.len() <= 1 {
+        return items.into_iter().map(f).collect();
+    }
+    items.into_par_iter().with_max_len(1).map(f).collect()
+}
 
 /// Cuts `items` into at most `parts` consecutive groups of about equal total
-/// `weight`, runs `f` on each group (the first on this thread, the others on
-/// scoped threads) and returns the results in group order.
+/// `weight`, runs `f` on each group (each group a job on the shared pool, see
+/// [`run_each`]) and returns the results in group order.
 ///
 /// Groups are consecutive and their boundaries depend only on the weights
 /// and `parts`, so a reduction over the results in order is deterministic.
@@ -21,18 +50,9 @@ where
     X: Send,
     R: Send,
     W: Fn(&X) -> usize,
-    F: Fn(Vec<X>) -> R + Sync,
+    F: Fn(Vec<X>) -> R + Sync + Send,
 {
-    let groups = split_balanced(items, parts, weight);
-    let f = &f;
-    let mut groups = groups.into_iter();
-    let Some(first) = groups.next() else { return Vec::new() };
-    std::thread::scope(|s| {
-        let handles: Vec<_> = groups.map(|g| s.spawn(move || f(g))).collect();
-        let mut results = vec![f(first)];
-        results.extend(handles.into_iter().map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))));
-        results
-    })
+    run_each(split_balanced(items, parts, weight), f)
 }
 
 /// Cuts `items` into at most `parts` consecutive, non-empty groups: an item

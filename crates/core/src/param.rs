@@ -97,7 +97,7 @@ impl<T: Float> Param<T> {
 
     /// Sets the gradient to zero.
     pub fn zero_grad(&mut self) {
-        self.grad.fill(T::zero());
+        self.grad.as_mut_slice().fill(T::zero()); // a memset (nalgebra's fill walks element by element)
     }
 
     /// Replaces the value with `value`, which must have the same shape.

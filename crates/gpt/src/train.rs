@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use addmul_core::parallel::run_balanced;
+use addmul_core::parallel::{run_balanced, run_each};
 use addmul_core::{Param, Parameters, ParametersExt, Rng, RngState, rng, sum_of_squares};
 use addmul_train::{AdamW, AdamWConfig, Moments, Optimizer, Schedule, clip_factor};
 use rand::RngExt;
@@ -468,11 +468,15 @@ impl Trainer {
             |group| {
                 let mut sum = 0.0;
                 for (master, others) in group {
+                    let total = master.grad_mut().as_mut_slice();
                     for other in others {
-                        *master.grad_mut() += other.grad();
-                        other.zero_grad();
+                        // Add and clear in one pass over the replica.
+                        for (t, g) in total.iter_mut().zip(other.grad_mut().as_mut_slice()) {
+                            *t += *g;
+                            *g = 0.0;
+                        }
                     }
-                    sum += sum_of_squares(master.grad().as_slice());
+                    sum += sum_of_squares(total);
                 }
                 sum
             },
@@ -487,7 +491,7 @@ impl Trainer {
             .collect();
         self.optimizer.step_parallel_with(first, threads, scale.map(|s| s as f32), copies, |master, others| {
             for other in others {
-                other.value_mut().copy_from(master.value());
+                other.value_mut().as_mut_slice().copy_from_slice(master.value().as_slice());
             }
             master.zero_grad();
         })?;
@@ -743,29 +747,20 @@ impl Trainer {
 }
 
 /// Runs `work(worker index, model, range of sequences)` on every worker with a
-/// non-empty share, the first on this thread and the others on scoped
-/// threads, and returns the sum of the results in worker order.
+/// non-empty share, each as a job on the shared thread pool
+/// (`addmul_core::parallel`), and returns the sum of the results in worker
+/// order.
 fn run_workers<F>(workers: &mut [Gpt<f32>], shares: &[usize], work: F) -> Result<f64>
 where
-    F: Fn(usize, &mut Gpt<f32>, std::ops::Range<usize>) -> Result<f64> + Sync,
+    F: Fn(usize, &mut Gpt<f32>, std::ops::Range<usize>) -> Result<f64> + Sync + Send,
 {
-    let mut ranges = Vec::new();
+    let mut jobs = Vec::with_capacity(workers.len());
     let mut start = 0;
-    for &n in shares {
-        ranges.push(start..start + n);
+    for (w, (model, &n)) in workers.iter_mut().zip(shares).enumerate() {
+        if n > 0 {
+            jobs.push((w, model, start..start + n));
+        }
         start += n;
     }
-    let work = &work;
-    let results: Vec<Result<f64>> = std::thread::scope(|s| {
-        let mut iter = workers.iter_mut().zip(ranges).enumerate();
-        let (w0, (first, r0)) = iter.next().expect("at least one worker");
-        let handles: Vec<_> = iter
-            .filter(|(_, (_, r))| !r.is_empty())
-            .map(|(w, (model, r))| s.spawn(move || work(w, model, r)))
-            .collect();
-        let mut results = vec![if r0.is_empty() { Ok(0.0) } else { work(w0, first, r0) }];
-        results.extend(handles.into_iter().map(|h| h.join().expect("a worker thread panicked")));
-        results
-    });
-    results.into_iter().sum::<Result<f64>>()
+    run_each(jobs, |(w, model, range)| work(w, model, range)).into_iter().sum::<Result<f64>>()
 }

@@ -282,33 +282,28 @@ impl<T: Float> AdamWStep<T> {
     /// As `update`, reading every gradient as `g · scale` (the value it would
     /// have after scaling it in place, without writing it back).
     fn update_scaled(&self, decay: bool, p: &mut Param<T>, state: &mut Moments<T>, scale: Option<T>) {
-        if self.decay && decay {
-            *p.value_mut() *= self.shrink;
-        }
+        // Decoupled weight decay first (PyTorch's `p.mul_(1 - lr·wd)`), in
+        // the same pass; multiplying by 1 when there is none changes nothing.
+        let shrink = if self.decay && decay { self.shrink } else { T::one() };
         let (w, g) = p.parts_mut();
         let (w, g) = (w.as_mut_slice(), g.as_slice());
         let (m, v) = (state.m.as_mut_slice(), state.v.as_mut_slice());
+        // One zipped loop per case (no index bounds to check), so that each
+        // one vectorises.
+        let all = w.iter_mut().zip(g).zip(m.iter_mut().zip(v.iter_mut()));
         match scale {
-            None => {
-                for i in 0..w.len() {
-                    self.one(&mut w[i], g[i], &mut m[i], &mut v[i]);
-                }
-            }
-            Some(s) => {
-                for i in 0..w.len() {
-                    self.one(&mut w[i], g[i] * s, &mut m[i], &mut v[i]);
-                }
-            }
+            None => all.for_each(|((w, &g), (m, v))| self.one(w, shrink, g, m, v)),
+            Some(s) => all.for_each(|((w, &g), (m, v))| self.one(w, shrink, g * s, m, v)),
         }
     }
 
     /// One weight: the same operations, in the same order, as PyTorch's AdamW.
     #[inline(always)]
-    fn one(&self, w: &mut T, g: T, m: &mut T, v: &mut T) {
+    fn one(&self, w: &mut T, shrink: T, g: T, m: &mut T, v: &mut T) {
         *m += self.one_b1 * (g - *m);
         *v = self.b2 * *v + self.one_b2 * g * g;
         let denom = v.sqrt() / self.bias2_sqrt + self.eps;
-        *w -= self.step_size * (*m / denom);
+        *w = *w * shrink - self.step_size * (*m / denom);
     }
 }
 

@@ -4,6 +4,7 @@
 
 use std::time::Instant;
 
+use addmul_core::parallel::run_each;
 use addmul_core::{ParametersExt, rng};
 use addmul_train::{AdamW, AdamWConfig, Optimizer, Schedule, clip_grad_norm};
 
@@ -182,15 +183,9 @@ impl Trainer {
             let share = batch.target_tokens() as f64 / tokens as f64;
             model.forward_backward(batch, smoothing, Some(&mut masks), share).map(|l| (l, share))
         };
-        let work = &work;
-        let results: Vec<Result<(Loss, f64)>> = std::thread::scope(|s| {
-            let mut jobs = self.workers.iter_mut().zip(&batches).enumerate();
-            let (w0, (first, b0)) = jobs.next().expect("at least one worker");
-            let handles: Vec<_> = jobs.map(|(w, (model, batch))| s.spawn(move || work(w, model, batch))).collect();
-            let mut results = vec![work(w0, first, b0)];
-            results.extend(handles.into_iter().map(|h| h.join().expect("a worker thread panicked")));
-            results
-        });
+        // Each worker is a job on the shared thread pool; results in order.
+        let jobs: Vec<_> = self.workers.iter_mut().zip(&batches).enumerate().collect();
+        let results = run_each(jobs, |(w, (model, batch))| work(w, model, batch));
         let (mut loss, mut nll) = (0.0, 0.0);
         for result in results {
             let (l, share) = result?;
@@ -212,7 +207,7 @@ impl Trainer {
         self.optimizer.step(first)?;
         for replica in rest.iter_mut() {
             for (mine, master) in replica.params_mut().into_iter().zip(first.params()) {
-                mine.value_mut().copy_from(master.value());
+                mine.value_mut().as_mut_slice().copy_from_slice(master.value().as_slice());
             }
         }
         self.step += 1;
