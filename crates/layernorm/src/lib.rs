@@ -119,24 +119,23 @@ impl<T: Float> Layer<T> for LayerNorm<T> {
         let eps = T::of(self.eps);
         let gamma = self.weight.value().as_slice();
         let beta = self.bias.as_ref().map(|b| b.value().as_slice());
-        let mut x_hat = x.clone();
-        let mut y = Matrix::zeros(d, n);
+        // Both outputs are written once, column by column, into fresh memory.
+        let (mut x_hat, mut y) = (Vec::with_capacity(d * n), Vec::with_capacity(d * n));
         let mut rstd = Vec::with_capacity(n);
-        for (xh, yc) in x_hat.as_mut_slice().chunks_exact_mut(d).zip(y.as_mut_slice().chunks_exact_mut(d)) {
-            let mean = reduce::sum(xh) * inv_d;
-            let var = reduce::sum_by(d, |i| (xh[i] - mean) * (xh[i] - mean)) * inv_d;
+        for xc in x.as_slice().chunks_exact(d) {
+            let mean = reduce::sum(xc) * inv_d;
+            let var = reduce::sum_by(d, |i| (xc[i] - mean) * (xc[i] - mean)) * inv_d;
             let r = T::one() / (var + eps).sqrt();
-            for (h, (out, &g)) in xh.iter_mut().zip(yc.iter_mut().zip(gamma)) {
-                *h = (*h - mean) * r;
-                *out = g * *h;
-            }
-            if let Some(beta) = beta {
-                for (out, &b) in yc.iter_mut().zip(beta) {
-                    *out += b;
-                }
+            let start = x_hat.len();
+            x_hat.extend(xc.iter().map(|&v| (v - mean) * r));
+            let xh = &x_hat[start..];
+            match beta {
+                Some(beta) => y.extend(xh.iter().zip(gamma).zip(beta).map(|((&h, &g), &b)| g * h + b)),
+                None => y.extend(xh.iter().zip(gamma).map(|(&h, &g)| g * h)),
             }
             rstd.push(r);
         }
+        let (x_hat, y) = (Matrix::from_vec(d, n, x_hat), Matrix::from_vec(d, n, y));
         Ok((y, LayerNormCache { x_hat, rstd }))
     }
 
