@@ -86,15 +86,16 @@ impl<T: Float> Linear<T> {
     pub fn apply(&self, x: &Matrix<T>) -> Result<Matrix<T>> {
         expect_shape("Linear::forward", x, Some(self.in_features()), None)?;
         match &self.bias {
-            // Start from the bias in every column and let the product add to it.
+            // The product into fresh memory, then the bias added to every
+            // column while that column is still in cache.
             Some(b) => {
                 let b = b.value().as_slice();
-                let mut data = Vec::with_capacity(b.len() * x.ncols());
-                for _ in 0..x.ncols() {
-                    data.extend_from_slice(b);
+                let mut y = matmul(self.weight.value(), Op::N, x, Op::N)?;
+                for col in y.as_mut_slice().chunks_exact_mut(b.len()) {
+                    for (v, &bi) in col.iter_mut().zip(b) {
+                        *v += bi;
+                    }
                 }
-                let mut y = Matrix::from_vec(self.out_features(), x.ncols(), data);
-                gemm(T::one(), self.weight.value(), Op::N, x, Op::N, T::one(), &mut y)?;
                 Ok(y)
             }
             None => matmul(self.weight.value(), Op::N, x, Op::N),
