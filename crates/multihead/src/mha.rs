@@ -379,8 +379,8 @@ impl<T: Float> MultiHeadAttention<T> {
     /// [`Error::ShapeMismatch`] if `dy` is not the forward output's shape.
     pub fn backward(&mut self, cache: &MultiHeadCache<T>, dy: &Matrix<T>) -> Result<AttentionGrads<T>> {
         let d_heads = self.c_proj.backward(&cache.heads, dy)?;
-        let (n, d, kv_cols) =
-            (cache.x.ncols(), self.d_model(), cache.kv.as_ref().map_or(cache.x.ncols(), |kv| kv.ncols()));
+        let (lay, scale, n) = (self.layout(), self.scale(), cache.x.ncols());
+        let (d, kv_cols) = (lay.d, cache.kv.as_ref().map_or(n, |kv| kv.ncols()));
         // Each head writes its gradients straight into the rows that feed the
         // projections' backward: `[dQ; dK; dV]` for self-attention, `dQ` and
         // `[dK; dV]` for cross-attention.
@@ -390,7 +390,7 @@ impl<T: Float> MultiHeadAttention<T> {
                 {
                     let (mut dq, mut dkv) = dqkv.rows_range_pair_mut(0..d, d..3 * d);
                     let (mut dk, mut dv) = dkv.rows_range_pair_mut(0..d, d..2 * d);
-                    heads_backward(cache, &d_heads, self.n_head, &mut dq, &mut dk, &mut dv)?;
+                    heads_backward(cache, &d_heads, (&lay, scale), &mut dq, &mut dk, &mut dv)?;
                 }
                 Ok(AttentionGrads { dx: c_attn.backward(&cache.x, &dqkv)?, dcontext: None })
             }
@@ -400,7 +400,7 @@ impl<T: Float> MultiHeadAttention<T> {
                 let mut dkv = Matrix::zeros(2 * d, kv_cols);
                 {
                     let (mut dk, mut dv) = dkv.rows_range_pair_mut(0..d, d..2 * d);
-                    heads_backward(cache, &d_heads, self.n_head, &mut dq.view_mut((0, 0), (d, n)), &mut dk, &mut dv)?;
+                    heads_backward(cache, &d_heads, (&lay, scale), &mut dq.view_mut((0, 0), (d, n)), &mut dk, &mut dv)?;
                 }
                 let dx = c_q.backward(&cache.x, &dq)?;
                 Ok(AttentionGrads { dx, dcontext: Some(c_kv.backward(context, &dkv)?) })
@@ -511,7 +511,7 @@ impl<T: Float> MultiHeadAttention<T> {
 fn heads_backward<T, SQ, SK, SV>(
     cache: &MultiHeadCache<T>,
     d_heads: &Matrix<T>,
-    n_head: usize,
+    (lay, scale): (&Layout, T),
     dq: &mut AnyMatrix<T, SQ>,
     dk: &mut AnyMatrix<T, SK>,
     dv: &mut AnyMatrix<T, SV>,
@@ -522,25 +522,18 @@ where
     SK: RawStorageMut<T, Dyn, Dyn>,
     SV: RawStorageMut<T, Dyn, Dyn>,
 {
-    let (t, s) = (cache.seq_len, cache.context_len);
-    let (d, batches) = (d_heads.nrows(), d_heads.ncols() / t);
-    let hs = d / n_head;
-    let scale = T::one() / T::of(hs as f64).sqrt();
-    // Where the keys and values sit: after the queries in `[Q; K; V]`, or
-    // at the top of `[K; V]` for cross-attention.
-    let (source, k_row) = match &cache.kv {
-        Some(kv) => (kv, 0),
-        None => (&cache.q, d),
-    };
+    let (t, s, n_head, hs) = (cache.seq_len, cache.context_len, cache.n_head, lay.hs);
+    let batches = d_heads.ncols() / t;
+    let source = cache.kv.as_ref().unwrap_or(&cache.q);
     let mut scratch = vec![T::zero(); s * t];
     for b in 0..batches {
         for h in 0..n_head {
             let block = (b * n_head + h) * s * t;
             let rows = h * hs;
             attend_backward(
-                &cache.q.view((rows, b * t), (hs, t)),
-                &source.view((k_row + rows, b * s), (hs, s)),
-                &source.view((k_row + d + rows, b * s), (hs, s)),
+                &cache.q.view((lay.q(h), b * t), (hs, t)),
+                &source.view((lay.k(h), b * s), (hs, s)),
+                &source.view((lay.v(h), b * s), (hs, s)),
                 scale,
                 &cache.weights[block..block + s * t],
                 &d_heads.view((rows, b * t), (hs, t)),
