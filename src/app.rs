@@ -354,7 +354,7 @@ pub struct BenchOptions {
     pub iters: u64,
     /// Worker threads (0: one per core).
     pub threads: usize,
-    /// Tokens to sample for the sampling speed.
+    /// Tokens per round of the sampling speed (the median of five rounds is reported).
     pub sample_tokens: usize,
     /// Steps timed for the larger configuration (0: skip it).
     pub large_iters: u64,
@@ -396,8 +396,11 @@ pub struct BenchReport {
     pub cpu_small: SpeedReport,
     /// Validation measurements of the cpu-small run.
     pub evals: Vec<EvalReport>,
-    /// Tokens per second when sampling with the cache, batch 1.
+    /// Tokens per second when sampling with the cache, batch 1: the median
+    /// of the rounds.
     pub sample_tokens_per_s: f64,
+    /// Every round's tokens per second, slowest first.
+    pub sample_rounds: Vec<f64>,
     /// The text sampled for the speed measurement (temperature 1).
     pub sample: String,
     /// The larger configuration's speed, if measured.
@@ -535,21 +538,39 @@ pub fn bench(options: &BenchOptions, mut say: impl FnMut(&str)) -> Result<BenchR
     cpu_small.gflops = trainer.model().config().training_flops(tokens, config.block_size) / (median_ms / 1000.0) / 1e9;
     cpu_small.other_load = other.iter().sum::<f64>() / other.len().max(1) as f64;
 
-    // Sampling speed: batch 1, temperature 1, with the key/value cache.
+    // Sampling speed: batch 1, temperature 1, with the key/value cache. The
+    // median of SAMPLE_ROUNDS rounds of `sample_tokens` tokens each (one
+    // round takes a fraction of a second, and the machine's speed drifts);
+    // the first round's text is kept as the sample.
+    const SAMPLE_ROUNDS: usize = 5;
     let prompt = tokenizer.as_dyn().encode("\n")?;
     let sampling = SamplingConfig { seed: 7, ..SamplingConfig::default() };
     let mut sampler = Sampler::new(trainer.model(), &prompt, sampling)?;
     for _ in 0..20 {
         sampler.next_token()?;
     }
-    let t0 = Instant::now();
     let mut sampled = Vec::with_capacity(options.sample_tokens);
-    for _ in 0..options.sample_tokens {
-        sampled.push(sampler.next_token()?);
+    let mut rounds = Vec::with_capacity(SAMPLE_ROUNDS);
+    for round in 0..SAMPLE_ROUNDS {
+        let t0 = Instant::now();
+        for _ in 0..options.sample_tokens {
+            let token = sampler.next_token()?;
+            if round == 0 {
+                sampled.push(token);
+            }
+        }
+        rounds.push(options.sample_tokens as f64 / t0.elapsed().as_secs_f64());
     }
-    let sample_tokens_per_s = options.sample_tokens as f64 / t0.elapsed().as_secs_f64();
+    rounds.sort_by(f64::total_cmp);
+    let sample_tokens_per_s = rounds[SAMPLE_ROUNDS / 2];
     let sample = tokenizer.as_dyn().decode(&sampled)?;
-    say(&format!("sampling: {sample_tokens_per_s:.0} tokens/s with the cache, batch 1"));
+    say(&format!(
+        "sampling: {sample_tokens_per_s:.0} tokens/s with the cache, batch 1 (median of {SAMPLE_ROUNDS} rounds of {}; \
+         slowest {:.0}, fastest {:.0})",
+        options.sample_tokens,
+        rounds[0],
+        rounds[SAMPLE_ROUNDS - 1]
+    ));
 
     let large = if options.large_iters > 0 {
         let mut trainer = Trainer::new(large_config, vocab, &ids)?;
@@ -576,6 +597,7 @@ pub fn bench(options: &BenchOptions, mut say: impl FnMut(&str)) -> Result<BenchR
         cpu_small,
         evals: eval_reports,
         sample_tokens_per_s,
+        sample_rounds: rounds,
         sample,
         large,
     };

@@ -43,7 +43,7 @@ enum Command {
         /// Worker threads (0: one per core).
         #[arg(long, default_value_t = 0)]
         threads: usize,
-        /// Tokens sampled for the sampling speed.
+        /// Tokens per round of the sampling speed (median of five rounds).
         #[arg(long, default_value_t = 1000)]
         sample_tokens: usize,
         /// Steps of the larger configuration (0: skip).
