@@ -8,8 +8,7 @@ use std::fmt;
 /// It is implemented for `f32` (training and sampling) and `f64` (gradient
 /// checks against finite differences). Beyond nalgebra's [`RealField`]
 /// (`exp`, `ln`, `sqrt`, `tanh`, ...) it adds lossless-enough conversions, the
-/// error function for exact GELU, and a raw matrix product that goes straight
-/// to the `gemm` crate's kernels.
+/// error function for exact GELU.
 ///
 /// [`RealField`]: nalgebra::RealField
 pub trait Float:
@@ -48,25 +47,6 @@ pub trait Float:
     /// approximation accurate to a few units in the last place, which the
     /// compiler can vectorise) and with the standard library for `f64`.
     fn tanh_fast(self) -> Self;
-
-    /// `C = alpha * A * B + beta * C` on raw strided memory: `A` is `m x k`,
-    /// `B` is `k x n`, `C` is `m x n`; `rs*`/`cs*` are row and column strides
-    /// in elements. When `beta` is zero, `C` is not read.
-    ///
-    /// # Safety
-    /// The pointers must be valid for the given shapes and strides, and `c`
-    /// must not alias `a` or `b`.
-    #[allow(clippy::missing_safety_doc)]
-    unsafe fn gemm_raw(
-        m: usize,
-        k: usize,
-        n: usize,
-        alpha: Self,
-        a: (*const Self, isize, isize),
-        b: (*const Self, isize, isize),
-        beta: Self,
-        c: (*mut Self, isize, isize),
-    );
 }
 
 #[cfg(test)]
@@ -147,19 +127,6 @@ impl Float for f32 {
     fn exp_fast(self) -> Self {
         exp_f32(self)
     }
-    unsafe fn gemm_raw(
-        m: usize,
-        k: usize,
-        n: usize,
-        alpha: Self,
-        a: (*const Self, isize, isize),
-        b: (*const Self, isize, isize),
-        beta: Self,
-        c: (*mut Self, isize, isize),
-    ) {
-        // SAFETY: forwarded from the caller's contract.
-        unsafe { crate::matrix::gemm_kernel(m, k, n, alpha, a, b, beta, c) }
-    }
 }
 
 impl Float for f64 {
@@ -190,19 +157,6 @@ impl Float for f64 {
     #[inline]
     fn exp_fast(self) -> Self {
         self.exp()
-    }
-    unsafe fn gemm_raw(
-        m: usize,
-        k: usize,
-        n: usize,
-        alpha: Self,
-        a: (*const Self, isize, isize),
-        b: (*const Self, isize, isize),
-        beta: Self,
-        c: (*mut Self, isize, isize),
-    ) {
-        // SAFETY: forwarded from the caller's contract.
-        unsafe { crate::matrix::gemm_kernel(m, k, n, alpha, a, b, beta, c) }
     }
 }
 

@@ -129,7 +129,7 @@ where
     // SAFETY: shapes and strides come from live nalgebra matrices and were
     // checked above; `c` is borrowed mutably, so it cannot alias `a` or `b`.
     unsafe {
-        T::gemm_raw(
+        gemm_kernel(
             m,
             k,
             n,
@@ -148,10 +148,11 @@ where
 /// not read, so it may be uninitialised.
 ///
 /// # Safety
-/// As [`Float::gemm_raw`]: the pointers must be valid for the given shapes and
-/// strides, and `c` must not alias `a` or `b`.
+/// `A` is `m x k`, `B` is `k x n`, `C` is `m x n`, each given as a pointer
+/// with its row and column strides in elements; the pointers must be valid
+/// for those shapes and strides, and `c` must not alias `a` or `b`.
 #[inline]
-pub(crate) unsafe fn gemm_kernel<T: Float>(
+unsafe fn gemm_kernel<T: Float>(
     m: usize,
     k: usize,
     n: usize,
@@ -299,7 +300,7 @@ where
         let c = data.as_mut_ptr();
         let done = n == 1 && gemv(m, k, T::one(), (a.as_ptr(), rsa, csa), (b.as_ptr(), rsb), T::zero(), (c, 1));
         if !done {
-            T::gemm_raw(
+            gemm_kernel(
                 m,
                 k,
                 n,
