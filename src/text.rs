@@ -1,7 +1,7 @@
 //! The tokenizers a GPT can be trained with, and how they are saved beside a
 //! checkpoint (`tokenizer.json`).
 
-use addmul_tokenizer::{Bpe, BpeTrainer, CharTokenizer, GPT2_PATTERN, Pattern, Tokenizer};
+use addmul_tokenizer::{Bpe, BpeTrainer, CharTokenizer, Pattern, Tokenizer};
 use serde_json::json;
 
 use crate::{Error, Result};
@@ -72,7 +72,7 @@ impl TextTokenizer {
                 json!({ "format": FORMAT, "kind": "char", "alphabet": t.alphabet().iter().collect::<String>() })
             }
             TextTokenizer::Bpe(t) => {
-                json!({ "format": FORMAT, "kind": "bpe", "pattern": GPT2_PATTERN, "bpe": t.to_file_string() })
+                json!({ "format": FORMAT, "kind": "bpe", "bpe": t.to_file_string() })
             }
         };
         serde_json::to_string_pretty(&value).expect("a JSON value serialises")
