@@ -26,7 +26,14 @@
 //! assert_eq!(dropout.eval(&x), x);                    // identity at inference
 //! # Ok::<(), addmul_core::Error>(())
 //! ```
+//!
+//! A model applies dropout in several places per pass, in training only:
+//! [`Dropper`] carries the probability and the generator through a forward
+//! pass (and does nothing in evaluation or decoding), and
+//! [`DropoutMask::backward_of`] is the backward of whatever it did.
 #![deny(missing_docs)]
+
+use std::borrow::Cow;
 
 use addmul_core::{Error, Float, Matrix, Result, Rng, expect_shape};
 use rand::RngExt;
@@ -154,3 +161,71 @@ impl<T: Float> DropoutMask<T> {
         self.apply(dy)
     }
 }
+
+// ANCHOR: dropper
+/// Dropout in a model's forward pass: the probability and the generator its
+/// masks come from. Without a generator (evaluation, decoding), or with
+/// `p = 0`, nothing is dropped and nothing is drawn.
+///
+/// ```
+/// use addmul_core::{rng, Matrix};
+/// use addmul_dropout::{DropoutMask, Dropper};
+/// let x = Matrix::from_element(2, 2, 1.0_f64);
+/// let mut rng = rng(0);
+/// let mut training = Dropper::new(0.5, Some(&mut rng))?;
+/// let (y, mask) = training.apply(x.clone());
+/// assert!(mask.is_some() && y.iter().all(|&v| v == 0.0 || v == 2.0));
+/// assert_eq!(*DropoutMask::backward_of(mask.as_ref(), &x)?, y); // the same mask on the way back
+/// let (y, mask) = Dropper::off().apply(x.clone());
+/// assert!(mask.is_none() && y == x);
+/// # Ok::<(), addmul_core::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct Dropper<'a> {
+    dropout: Option<Dropout>,
+    rng: Option<&'a mut Rng>,
+}
+
+impl<'a> Dropper<'a> {
+    /// No dropout.
+    pub fn off() -> Dropper<'static> {
+        Dropper { dropout: None, rng: None }
+    }
+
+    /// Inverted dropout with probability `p`, masks drawn from `rng` when
+    /// there is one.
+    ///
+    /// # Errors
+    /// [`Error::InvalidValue`] unless `0 <= p < 1`.
+    pub fn new(p: f64, rng: Option<&'a mut Rng>) -> Result<Self> {
+        let dropout = Dropout::new(p)?;
+        Ok(Dropper { dropout: (p > 0.0 && rng.is_some()).then_some(dropout), rng })
+    }
+
+    /// Drops part of `x` when training: returns the result and the mask
+    /// (`None` when nothing was dropped, and `x` is returned as it is).
+    pub fn apply<T: Float>(&mut self, x: Matrix<T>) -> (Matrix<T>, Option<DropoutMask<T>>) {
+        match (&self.dropout, &mut self.rng) {
+            (Some(d), Some(rng)) => {
+                let (y, mask) = d.train(&x, rng);
+                (y, Some(mask))
+            }
+            _ => (x, None),
+        }
+    }
+}
+
+impl<T: Float> DropoutMask<T> {
+    /// The backward of [`Dropper::apply`]: `dy` as it is without a mask (no
+    /// copy), masked with one.
+    ///
+    /// # Errors
+    /// [`Error::ShapeMismatch`] if `dy` is not the mask's shape.
+    pub fn backward_of<'a>(mask: Option<&Self>, dy: &'a Matrix<T>) -> Result<Cow<'a, Matrix<T>>> {
+        Ok(match mask {
+            Some(m) => Cow::Owned(m.backward(dy)?),
+            None => Cow::Borrowed(dy),
+        })
+    }
+}
+// ANCHOR_END: dropper

@@ -303,6 +303,22 @@ impl<T: Float> MultiHeadAttention<T> {
         self.run(Cow::Borrowed(x), seq_len, Some((context, context_len)), context_padding)
     }
 
+    /// [`MultiHeadAttention::forward_cross`] that keeps `x`, which the caller
+    /// no longer needs, for the backward pass instead of copying it.
+    ///
+    /// # Errors
+    /// As [`MultiHeadAttention::forward_cross`].
+    pub fn forward_cross_owned(
+        &self,
+        x: Matrix<T>,
+        seq_len: usize,
+        context: &Matrix<T>,
+        context_len: usize,
+        context_padding: Option<&[bool]>,
+    ) -> Result<(Matrix<T>, MultiHeadCache<T>)> {
+        self.run(Cow::Owned(x), seq_len, Some((context, context_len)), context_padding)
+    }
+
     // ANCHOR: forward
     fn run(
         &self,

@@ -8,7 +8,8 @@ use crate::{Activation, Linear};
 ///
 /// The activation is applied after every layer but the last, whose output
 /// (the scores) is returned as is. Parameter names are `layers.{i}.weight`
-/// and `layers.{i}.bias`.
+/// and `layers.{i}.bias`, unless the layers are given names of their own
+/// ([`Mlp::with_names`]: GPT-2's feed-forward network is `c_fc`, `c_proj`).
 ///
 /// # Example
 /// ```
@@ -24,12 +25,15 @@ use crate::{Activation, Linear};
 pub struct Mlp<T: Float> {
     layers: Vec<Linear<T>>,
     activation: Activation,
+    /// Each layer's name; `None` for `layers.{i}`.
+    names: Option<Vec<&'static str>>,
 }
 
 /// What [`Mlp::forward`] keeps for the backward pass.
 #[derive(Debug, Clone)]
 pub struct MlpCache<T: Float> {
-    /// The input of each linear layer.
+    /// The input of each linear layer (the first is the network's input,
+    /// the others the activations).
     inputs: Vec<Matrix<T>>,
     /// The output of each linear layer but the last, before the activation.
     pre_activations: Vec<Matrix<T>>,
@@ -61,10 +65,11 @@ impl<T: Float> Mlp<T> {
             return Err(Error::InvalidValue { what: "layer size", value: zero as f64, requirement: ">= 1" });
         }
         let layers = sizes.windows(2).map(|w| Linear::new(w[0], w[1], true, init, rng)).collect();
-        Ok(Mlp { layers, activation })
+        Ok(Mlp { layers, activation, names: None })
     }
 
-    /// A network from explicit layers.
+    /// A network from explicit layers (for example with a different
+    /// initialisation for the last, or without biases).
     ///
     /// # Errors
     /// [`Error::Empty`] if there are no layers, [`Error::ShapeMismatch`] if a
@@ -82,7 +87,23 @@ impl<T: Float> Mlp<T> {
                 ));
             }
         }
-        Ok(Mlp { layers, activation })
+        Ok(Mlp { layers, activation, names: None })
+    }
+
+    /// The same network with its layers named `names` (first to last)
+    /// instead of `layers.{i}`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidValue`] unless there is one name per layer.
+    pub fn with_names(self, names: &[&'static str]) -> Result<Self> {
+        if names.len() != self.layers.len() {
+            return Err(Error::InvalidValue {
+                what: "number of layer names",
+                value: names.len() as f64,
+                requirement: "one per layer",
+            });
+        }
+        Ok(Mlp { names: Some(names.to_vec()), ..self })
     }
 
     /// The linear layers, first to last.
@@ -119,30 +140,40 @@ impl<T: Float> Mlp<T> {
 }
 
 // ANCHOR: mlp_layer
+impl<T: Float> Mlp<T> {
+    /// [`Layer::forward`] that keeps `x`, which the caller no longer needs,
+    /// for the backward pass instead of copying it.
+    ///
+    /// # Errors
+    /// [`Error::ShapeMismatch`] if `x` is not `[inputs, n]`.
+    pub fn forward_owned(&self, x: Matrix<T>) -> Result<(Matrix<T>, MlpCache<T>)> {
+        let n = self.layers.len();
+        let mut cache = MlpCache { inputs: Vec::with_capacity(n), pre_activations: Vec::with_capacity(n - 1) };
+        let mut h = x;
+        for layer in &self.layers[..n - 1] {
+            let z = layer.apply(&h)?;
+            cache.inputs.push(h);
+            h = self.activation.map(&z);
+            cache.pre_activations.push(z);
+        }
+        let y = self.layers[n - 1].apply(&h)?;
+        cache.inputs.push(h);
+        Ok((y, cache))
+    }
+}
+
 impl<T: Float> Layer<T> for Mlp<T> {
     type Cache = MlpCache<T>;
 
     fn forward(&self, x: &Matrix<T>) -> Result<(Matrix<T>, MlpCache<T>)> {
-        let mut cache = MlpCache { inputs: Vec::new(), pre_activations: Vec::new() };
-        let mut h = x.clone();
-        for (i, layer) in self.layers.iter().enumerate() {
-            let (z, input) = layer.forward(&h)?;
-            cache.inputs.push(input);
-            if i + 1 == self.layers.len() {
-                return Ok((z, cache));
-            }
-            h = self.activation.map(&z);
-            cache.pre_activations.push(z);
-        }
-        unreachable!("an Mlp has at least one layer")
+        self.forward_owned(x.clone())
     }
 
     fn backward(&mut self, cache: &MlpCache<T>, dy: &Matrix<T>) -> Result<Matrix<T>> {
-        let mut grad = dy.clone();
-        for i in (0..self.layers.len()).rev() {
-            if i + 1 < self.layers.len() {
-                grad = self.activation.backward_owned(&cache.pre_activations[i], grad)?;
-            }
+        let last = self.layers.len() - 1;
+        let mut grad = self.layers[last].backward(&cache.inputs[last], dy)?;
+        for i in (0..last).rev() {
+            grad = self.activation.backward_owned(&cache.pre_activations[i], grad)?;
             grad = self.layers[i].backward(&cache.inputs[i], &grad)?;
         }
         Ok(grad)
@@ -150,15 +181,23 @@ impl<T: Float> Layer<T> for Mlp<T> {
 }
 // ANCHOR_END: mlp_layer
 
+/// The name of layer `i`: its own, or `layers.{i}`.
+fn layer_name(names: &Option<Vec<&'static str>>, i: usize) -> String {
+    match names {
+        Some(names) => names[i].to_string(),
+        None => format!("layers.{i}"),
+    }
+}
+
 impl<T: Float> Parameters<T> for Mlp<T> {
     fn visit<'a>(&'a self, f: &mut dyn FnMut(&str, &'a Param<T>)) {
         for (i, layer) in self.layers.iter().enumerate() {
-            visit_child(&format!("layers.{i}"), layer, f);
+            visit_child(&layer_name(&self.names, i), layer, f);
         }
     }
     fn visit_mut<'a>(&'a mut self, f: &mut dyn FnMut(&str, &'a mut Param<T>)) {
         for (i, layer) in self.layers.iter_mut().enumerate() {
-            visit_child_mut(&format!("layers.{i}"), layer, f);
+            visit_child_mut(&layer_name(&self.names, i), layer, f);
         }
     }
 }

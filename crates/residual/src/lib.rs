@@ -11,6 +11,11 @@
 //! The first term reaches `x` directly, however many blocks are stacked, so
 //! deep networks keep getting a useful gradient in their first layers.
 //!
+//! [`Residual`] wraps any [`Layer`]; inside a model, [`sublayer`] adds the
+//! norm and the dropout that sit around each residual branch (pre-norm as
+//! GPT-2, or post-norm as the 2017 Transformer), for sub-layers such as
+//! attention that take more than one input.
+//!
 //! # Example
 //! ```
 //! use addmul_core::{rng, Init, Layer, Matrix};
@@ -26,6 +31,10 @@
 //! # Ok::<(), addmul_core::Error>(())
 //! ```
 #![deny(missing_docs)]
+
+mod sublayer;
+
+pub use sublayer::{NormPlacement, SublayerCache, sublayer, sublayer_backward};
 
 use addmul_core::{Error, Float, Layer, Matrix, Param, Parameters, Result, Shape};
 
