@@ -9,6 +9,11 @@
 //!   (GPT training); warmup then inverse square root (the Transformer paper).
 //! - [`clip_grad_norm`]: scale all gradients down when their global norm is
 //!   too large.
+//! - [`DataParallel`]: one copy of any model per thread, each running
+//!   forward and backward on its share of a batch, and one shared update
+//!   (gradient sum in a fixed order, clipping, AdamW, weights back to every
+//!   copy); the GPT's and the Transformer's trainers both take their steps
+//!   with it.
 //! - Data: [`train_val_split`], [`split_in_order`], [`shuffled_batches`].
 //! - [`fit`]: the epoch loop, recording training and validation loss and
 //!   stopping early when validation stops improving (the cure for
@@ -32,6 +37,7 @@
 #![deny(missing_docs)]
 
 mod data;
+mod data_parallel;
 mod fit;
 mod nudge;
 mod optim;
@@ -39,6 +45,7 @@ mod schedule;
 
 pub use addmul_core::Error;
 pub use data::{shuffled_batches, split_in_order, train_val_split};
+pub use data_parallel::{DataParallel, ParallelStep};
 pub use fit::{EarlyStopping, EpochRecord, FitConfig, History, Mode, Objective, fit};
 pub use nudge::NudgeTrainer;
 pub use optim::{AdamW, AdamWConfig, DecayRule, Moments, Optimizer, Sgd, clip_factor, clip_grad_norm};
