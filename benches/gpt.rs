@@ -10,7 +10,7 @@
 
 use std::hint::black_box;
 
-use addmul::gpt::{TrainConfig, Trainer};
+use addmul::gpt::{GptTrainConfig, GptTrainer};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use rand::RngExt;
 
@@ -29,16 +29,17 @@ fn tokens() -> Vec<u32> {
 fn bench_train_step(c: &mut Criterion) {
     let mut group = c.benchmark_group("gpt_cpu_small");
     group.sample_size(30);
-    let config = TrainConfig::cpu_small();
+    let config = GptTrainConfig::cpu_small();
     group.throughput(Throughput::Elements((config.batch_size * config.block_size) as u64));
-    let mut trainer = Trainer::new(config, VOCAB, &tokens()).expect("cpu-small is a valid configuration");
+    let mut trainer = GptTrainer::new(config, VOCAB, &tokens()).expect("cpu-small is a valid configuration");
     group.bench_function("train step (tokens/s)", |b| b.iter(|| black_box(trainer.train_step().expect("a step"))));
     group.finish();
 }
 
 fn bench_decode(c: &mut Criterion) {
     let mut group = c.benchmark_group("gpt_cpu_small");
-    let trainer = Trainer::new(TrainConfig::cpu_small(), VOCAB, &tokens()).expect("cpu-small is a valid configuration");
+    let trainer =
+        GptTrainer::new(GptTrainConfig::cpu_small(), VOCAB, &tokens()).expect("cpu-small is a valid configuration");
     let model = trainer.model();
     let block = model.config().block_size;
     // Decode positions 0..block over and over: the mean cost of a token

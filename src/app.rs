@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use addmul_gpt::checkpoint::resolve;
 use addmul_gpt::{
-    CheckpointPlan, EvalReport, Gpt, Observer, Sampler, SamplingConfig, StepReport, TrainConfig, Trainer,
+    CheckpointPlan, EvalReport, Gpt, GptTrainConfig, GptTrainer, Observer, Sampler, SamplingConfig, StepReport,
 };
 use addmul_plot::{LineChart, Series};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -31,8 +31,8 @@ fn invalid(what: &str, problem: impl Into<String>) -> Error {
 /// # Errors
 /// [`Error::Gpt`] for an unknown preset; [`Error::Invalid`] for a file or
 /// override that is not valid TOML or names an unknown key.
-pub fn train_config(preset: &str, file: Option<&Path>, overrides: &[(String, String)]) -> Result<TrainConfig> {
-    let base = TrainConfig::preset(preset)?;
+pub fn train_config(preset: &str, file: Option<&Path>, overrides: &[(String, String)]) -> Result<GptTrainConfig> {
+    let base = GptTrainConfig::preset(preset)?;
     let mut table = toml::Table::try_from(&base).map_err(|e| invalid("preset", e.to_string()))?;
     if let Some(path) = file {
         let text = std::fs::read_to_string(path).map_err(io(format!("reading {}", path.display())))?;
@@ -54,7 +54,7 @@ pub fn train_config(preset: &str, file: Option<&Path>, overrides: &[(String, Str
 #[derive(Debug, Clone)]
 pub struct TrainOptions {
     /// The configuration.
-    pub config: TrainConfig,
+    pub config: GptTrainConfig,
     /// The text file (else tinyshakespeare, else the book's text).
     pub data: Option<PathBuf>,
     /// The run folder for checkpoints, the log and the loss curve.
@@ -148,11 +148,11 @@ pub fn train(options: &TrainOptions, mut say: impl FnMut(&str) + 'static) -> Res
         let text = std::fs::read_to_string(&tok_path).map_err(io(format!("reading {}", tok_path.display())))?;
         let tokenizer = TextTokenizer::from_json(&text)?;
         let ids = tokenizer.as_dyn().encode(&corpus.text)?;
-        let mut trainer = Trainer::resume(&options.out, &ids)?;
-        if options.config.max_iters > trainer.step() {
+        let mut trainer = GptTrainer::resume(&options.out, &ids)?;
+        if options.config.max_iters > trainer.steps_taken() {
             trainer.set_max_iters(options.config.max_iters)?;
         }
-        say(&format!("resuming {} at step {}", dir.display(), trainer.step()));
+        say(&format!("resuming {} at step {}", dir.display(), trainer.steps_taken()));
         (tokenizer, trainer)
     } else {
         let start = Instant::now();
@@ -164,7 +164,7 @@ pub fn train(options: &TrainOptions, mut say: impl FnMut(&str) + 'static) -> Res
             ids.len(),
             start.elapsed().as_secs_f64()
         ));
-        let trainer = Trainer::new(options.config.clone(), tokenizer.as_dyn().vocab_size(), &ids)?;
+        let trainer = GptTrainer::new(options.config.clone(), tokenizer.as_dyn().vocab_size(), &ids)?;
         (tokenizer, trainer)
     };
     let config = trainer.config().clone();
@@ -192,7 +192,7 @@ pub fn train(options: &TrainOptions, mut say: impl FnMut(&str) + 'static) -> Res
             )
             .expect("a valid template"),
         );
-        bar.set_position(trainer.step());
+        bar.set_position(trainer.steps_taken());
         bar
     });
     let mut progress = Progress { bar, log, steps: Vec::new(), evals: Vec::new(), say: Box::new(say) };
@@ -433,7 +433,7 @@ fn cpu_times() -> (f64, f64) {
 
 fn speed(
     name: &str,
-    trainer: &mut Trainer,
+    trainer: &mut GptTrainer,
     steps: u64,
     skip: usize,
     mut each: impl FnMut(&StepReport),
@@ -482,12 +482,12 @@ pub fn bench(options: &BenchOptions, mut say: impl FnMut(&str)) -> Result<BenchR
     let ids = tokenizer.as_dyn().encode(&corpus.text)?;
     let vocab = tokenizer.as_dyn().vocab_size();
 
-    let base = TrainConfig::cpu_small();
+    let base = GptTrainConfig::cpu_small();
     let warmup_iters = base.warmup_iters.min(options.iters);
-    let config = TrainConfig { max_iters: options.iters, warmup_iters, threads: options.threads, ..base };
+    let config = GptTrainConfig { max_iters: options.iters, warmup_iters, threads: options.threads, ..base };
     // The larger configuration is only timed; build it first so that a
     // mistake in it shows before the long run, not after.
-    let large_config = TrainConfig {
+    let large_config = GptTrainConfig {
         n_layer: 6,
         n_head: 6,
         n_embd: 384,
@@ -495,12 +495,12 @@ pub fn bench(options: &BenchOptions, mut say: impl FnMut(&str)) -> Result<BenchR
         max_iters: options.large_iters + 5,
         warmup_iters: 5,
         threads: options.threads,
-        ..TrainConfig::cpu_small()
+        ..GptTrainConfig::cpu_small()
     };
     if options.large_iters > 0 {
         large_config.validate(vocab)?;
     }
-    let mut trainer = Trainer::new(config.clone(), vocab, &ids)?;
+    let mut trainer = GptTrainer::new(config.clone(), vocab, &ids)?;
     say(&format!("cpu-small: {} steps on {} threads", options.iters, trainer.threads()));
     trainer.evaluate()?;
     let mut evals_due: Vec<u64> =
@@ -512,7 +512,7 @@ pub fn bench(options: &BenchOptions, mut say: impl FnMut(&str)) -> Result<BenchR
     let mut all_times = Vec::new();
     let mut other = Vec::new();
     while let Some(next) = evals_due.pop() {
-        let steps = next - trainer.step();
+        let steps = next - trainer.steps_taken();
         let r = speed("cpu-small", &mut trainer, steps, 0, |s| all_times.push(s.seconds * 1000.0))?;
         other.push(r.other_load);
         let e = trainer.evaluate()?;
@@ -573,7 +573,7 @@ pub fn bench(options: &BenchOptions, mut say: impl FnMut(&str)) -> Result<BenchR
     ));
 
     let large = if options.large_iters > 0 {
-        let mut trainer = Trainer::new(large_config, vocab, &ids)?;
+        let mut trainer = GptTrainer::new(large_config, vocab, &ids)?;
         let r = speed(
             "6 layers, 6 heads, 384 dims, block 256, batch 12",
             &mut trainer,

@@ -10,11 +10,12 @@ use std::time::Instant;
 use addmul_core::{ParametersExt, rng};
 use addmul_gpt::{Batch as GptBatch, Gpt, GptConfig};
 use addmul_plot::Heatmap;
-use addmul_train::{AdamW, AdamWConfig, Optimizer, Schedule};
+use addmul_train::{AdamW, AdamWConfig, DataParallel, Optimizer, Schedule};
 use addmul_transformer::tasks::copy;
 use addmul_transformer::tasks::numbers::{self, Split};
 use addmul_transformer::{
-    BeamConfig, Pair, Side, TokenId, TrainConfig, Trainer, Transformer, TransformerConfig, TransformerError, Vocab,
+    BeamConfig, Pair, Side, TokenId, Transformer, TransformerConfig, TransformerError, TransformerTrainConfig,
+    TransformerTrainer, Vocab,
 };
 use serde::Serialize;
 
@@ -167,8 +168,13 @@ pub fn copy_task(options: &CopyOptions, out: &mut dyn Write) -> Result<CopyRun> 
     .map_err(io)?;
     let mut data = rng(options.seed ^ 0x5eed);
     let mut seen: HashSet<Vec<TokenId>> = HashSet::new();
-    let train = TrainConfig { warmup: options.warmup, lr_factor: options.lr_factor, threads, ..TrainConfig::paper() };
-    let mut trainer = Trainer::new(model, train)?;
+    let train = TransformerTrainConfig {
+        warmup: options.warmup,
+        lr_factor: options.lr_factor,
+        threads,
+        ..TransformerTrainConfig::paper()
+    };
+    let mut trainer = TransformerTrainer::new(model, train)?;
     let (mut curve, mut seconds) = (Vec::new(), 0.0);
     for step in 1..=options.steps {
         let mut pairs = Vec::with_capacity(options.batch_size);
@@ -177,7 +183,7 @@ pub fn copy_task(options: &CopyOptions, out: &mut dyn Write) -> Result<CopyRun> 
             seen.insert(s.clone());
             pairs.push(Pair { target: s.clone(), source: s });
         }
-        let report = trainer.step(&pairs)?;
+        let report = trainer.train_step(&pairs)?;
         seconds += report.seconds;
         curve.push((step, report.loss.nll));
         if options.progress_every > 0 && (step % options.progress_every == 0 || step == options.steps) {
@@ -476,15 +482,15 @@ pub fn numbers_task(options: &NumbersOptions, out: &mut dyn Write) -> Result<Num
         numbers::german(test[0])?
     )
     .map_err(io)?;
-    let train = TrainConfig {
+    let train = TransformerTrainConfig {
         warmup: options.warmup,
         lr_factor: options.lr_factor,
         label_smoothing: options.label_smoothing,
         threads,
         seed: options.seed,
-        ..TrainConfig::paper()
+        ..TransformerTrainConfig::paper()
     };
-    let mut trainer = Trainer::new(model, train)?;
+    let mut trainer = TransformerTrainer::new(model, train)?;
     let mut data = rng(options.seed ^ 0xda7a);
     let mut seen = HashSet::new();
     let (mut seconds, mut flops, mut curve) = (0.0, 0.0, Vec::new());
@@ -493,7 +499,7 @@ pub fn numbers_task(options: &NumbersOptions, out: &mut dyn Write) -> Result<Num
         seen.extend(batch.iter().copied());
         let pairs = batch.iter().map(|&n| numbers::pair(n, &en, &de)).collect::<std::result::Result<Vec<_>, _>>()?;
         flops += config.training_flops(&trainer.model().batch(&pairs)?);
-        let report = trainer.step(&pairs)?;
+        let report = trainer.train_step(&pairs)?;
         seconds += report.seconds;
         if options.progress_every > 0 && (step % options.progress_every == 0 || step == options.steps) {
             let model = trainer.model();
@@ -662,7 +668,7 @@ fn gpt_comparison(options: &NumbersOptions, split: &Split, threads: usize, out: 
         size.d_model
     )
     .map_err(io)?;
-    let mut workers = vec![model; threads];
+    let mut workers = DataParallel::new(model, threads);
     let mut adam = AdamW::new(AdamWConfig { lr: 1.0, beta1: 0.9, beta2: 0.98, eps: 1e-9, weight_decay: 0.0 })?;
     let schedule = Schedule::InverseSqrt { d_model: size.d_model, warmup: options.warmup, factor: options.lr_factor };
     let mut data = rng(options.seed ^ 0xda7a); // the same numbers as the Transformer's
@@ -685,7 +691,7 @@ fn gpt_comparison(options: &NumbersOptions, split: &Split, threads: usize, out: 
         let loss = gpt_step(&mut workers, &mut adam, &seqs, pad, &mut flops)?;
         seconds += start.elapsed().as_secs_f64();
         if options.progress_every > 0 && (step % options.progress_every == 0 || step == options.steps) {
-            let (ok, _) = accuracy(&workers[0], probe)?;
+            let (ok, _) = accuracy(workers.model(), probe)?;
             writeln!(
                 out,
                 "step {step:>5}  cross-entropy {loss:.4}  test greedy {:>5.1}% of {}  {seconds:.1}s",
@@ -695,7 +701,7 @@ fn gpt_comparison(options: &NumbersOptions, split: &Split, threads: usize, out: 
             .map_err(io)?;
         }
     }
-    let model = &workers[0];
+    let model = workers.model();
     let start = Instant::now();
     let (correct, wrong) = accuracy(model, test)?;
     let eval_seconds = start.elapsed().as_secs_f64();
@@ -718,48 +724,30 @@ fn gpt_comparison(options: &NumbersOptions, split: &Split, threads: usize, out: 
     Ok(GptRun { params, n_layer, train_seconds: seconds, train_flops: flops, correct, eval_seconds, errors })
 }
 
-/// One data-parallel GPT step (as `addmul_gpt::Trainer` takes them, on
-/// whole sequences instead of windows of a text): returns the mean loss.
+/// One data-parallel GPT step, as `addmul_gpt::GptTrainer` takes them but on
+/// whole sequences instead of windows of a text: returns the mean loss.
 fn gpt_step(
-    workers: &mut [Gpt<f32>],
+    workers: &mut DataParallel<Gpt<f32>>,
     adam: &mut AdamW<f32>,
     seqs: &[Vec<TokenId>],
     pad: TokenId,
     flops: &mut f64,
 ) -> Result<f64> {
-    let n = workers.len().min(seqs.len()).max(1);
-    let mut shares = Vec::with_capacity(n);
-    let mut from = 0;
-    for w in 0..n {
-        let k = seqs.len() / n + usize::from(w < seqs.len() % n);
-        shares.push(gpt_batch(&seqs[from..from + k], pad));
-        from += k;
+    let batches: Vec<_> = workers.shares(seqs.len()).into_iter().map(|share| gpt_batch(&seqs[share], pad)).collect();
+    let positions: usize = batches.iter().map(|(x, _, _)| x.len()).sum();
+    for (x, _, len) in &batches {
+        *flops += workers.model().config().training_flops(x.len(), *len);
     }
-    let positions: usize = shares.iter().map(|(x, _, _)| x.len()).sum();
-    for (x, _, len) in &shares {
-        *flops += workers[0].config().training_flops(x.len(), *len);
-    }
-    let jobs: Vec<_> = workers.iter_mut().zip(&shares).collect();
-    let results = addmul_core::parallel::run_each(jobs, |(model, (inputs, targets, seq_len))| {
-        model.zero_grads();
+    let mut step = workers.step();
+    let shares = step.shares(seqs.len());
+    let losses = step.accumulate(&shares, |w, model, _| {
+        let (inputs, targets, seq_len) = &batches[w];
         let share = inputs.len() as f64 / positions as f64;
         let batch = GptBatch { inputs, targets, seq_len: *seq_len };
         Ok::<_, crate::Error>(model.forward_backward(&batch, None, share)? * share)
-    });
-    let loss = results.into_iter().sum::<Result<f64>>()?;
-    let (first, rest) = workers.split_first_mut().expect("at least one worker");
-    for replica in &rest[..n - 1] {
-        for (master, other) in first.params_mut().into_iter().zip(replica.params()) {
-            *master.grad_mut() += other.grad();
-        }
-    }
-    adam.step(first)?;
-    for replica in rest.iter_mut() {
-        for (mine, master) in replica.params_mut().into_iter().zip(first.params()) {
-            mine.value_mut().as_mut_slice().copy_from_slice(master.value().as_slice());
-        }
-    }
-    Ok(loss)
+    })?;
+    step.update(adam, 0.0)?;
+    Ok(losses.into_iter().sum())
 }
 
 /// Today's date (UTC) as `YYYY-MM-DD`, for the record of a measured run.

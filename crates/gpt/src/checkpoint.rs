@@ -119,18 +119,6 @@ pub fn save_checkpoint(run: &Path, name: &str, files: &[(&str, Vec<u8>)]) -> Res
     save_checkpoint_inner(run, name, files, None)
 }
 
-/// As [`save_checkpoint`], but stops (as a crash would) after writing
-/// `crash_after` files: for tests of the crash guarantee.
-#[doc(hidden)]
-pub fn save_checkpoint_crashing_after(
-    run: &Path,
-    name: &str,
-    files: &[(&str, Vec<u8>)],
-    crash_after: usize,
-) -> Result<PathBuf> {
-    save_checkpoint_inner(run, name, files, Some(crash_after))
-}
-
 fn save_checkpoint_inner(
     run: &Path,
     name: &str,
@@ -218,4 +206,37 @@ pub fn prune(run: &Path, prefix: &str, keep: usize) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_crash_while_saving_leaves_the_previous_checkpoint_intact() {
+        let dir = std::env::temp_dir().join(format!("addmul-gpt-crash-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let files = |m: &Gpt<f32>| {
+            vec![
+                ("config.json", m.config().to_hf_json().into_bytes()),
+                ("model.safetensors", model_safetensors(m, &dir).unwrap()),
+            ]
+        };
+        let model = Gpt::<f32>::new(GptConfig::new(10, 8, 1, 2, 8), &mut addmul_core::rng(1)).unwrap();
+        save_checkpoint(&dir, "step-000001", &files(&model)).unwrap();
+        let other = Gpt::<f32>::new(GptConfig::new(10, 8, 1, 2, 8), &mut addmul_core::rng(2)).unwrap();
+        // Stop (as a crash would) after writing 0, 1 or 2 of the 2 files: the
+        // last stops between renaming the folder and updating `latest`.
+        for crash_after in 0..=2 {
+            let name = format!("step-00000{}", crash_after + 2);
+            assert!(save_checkpoint_inner(&dir, &name, &files(&other), Some(crash_after)).is_err());
+            assert_eq!(resolve(&dir).unwrap(), dir.join("step-000001"));
+            let loaded = load_model::<f32>(&resolve(&dir).unwrap()).unwrap();
+            assert_eq!(loaded, model, "crash after {crash_after} files");
+        }
+        assert_eq!(fs::read_to_string(dir.join(LATEST)).unwrap(), "step-000001");
+        // A checkpoint is never overwritten.
+        assert!(save_checkpoint(&dir, "step-000001", &files(&other)).is_err());
+        fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -42,6 +42,6 @@ mod train;
 
 pub use config::GptConfig;
 pub use error::{GptError, Result};
-pub use model::{Batch, Block, DecodeState, FeedForward, FeedForwardCache, Gpt, TokenId};
+pub use model::{Batch, Block, DecodeState, Gpt, TokenId};
 pub use sample::{Sampler, SamplingConfig, choose};
-pub use train::{CheckpointPlan, EvalReport, Observer, PRESETS, StepReport, TrainConfig, Trainer};
+pub use train::{CheckpointPlan, EvalReport, GptTrainConfig, GptTrainer, Observer, PRESETS, StepReport};

@@ -1,12 +1,14 @@
 //! The GPT-2 architecture, forward and backward.
 
 use addmul_core::{Float, Init, Layer, Matrix, Op, Param, Parameters, Rng, gemm, matmul, visit_child, visit_child_mut};
-use addmul_dropout::{Dropout, DropoutMask};
+use addmul_dropout::{DropoutMask, Dropper};
 use addmul_embedding::Embedding;
 use addmul_layernorm::{LayerNorm, LayerNormCache};
 use addmul_multihead::{KvCache, MultiHeadAttention, MultiHeadCache, MultiHeadConfig};
-use addmul_nn::{Activation, Linear};
+use addmul_nn::{Linear, Mlp, MlpCache};
 use addmul_posenc::LearnedPositions;
+use addmul_residual::NormPlacement::Pre;
+use addmul_residual::{SublayerCache, sublayer, sublayer_backward};
 use addmul_softmax::cross_entropy;
 
 use crate::{GptConfig, GptError, Result};
@@ -14,67 +16,14 @@ use crate::{GptConfig, GptError, Result};
 /// A token id.
 pub type TokenId = u32;
 
-/// The position-wise feed-forward network of a block: `c_proj(gelu(c_fc(x)))`,
-/// widening to `4 · n_embd` and back.
-#[derive(Debug, Clone, PartialEq)]
-pub struct FeedForward<T: Float> {
-    c_fc: Linear<T>,
-    c_proj: Linear<T>,
-    act: Activation,
-}
-
-/// What [`FeedForward`]'s forward keeps: the input, the pre-activation and
-/// the activation.
-#[derive(Debug, Clone)]
-pub struct FeedForwardCache<T: Float> {
-    x: Matrix<T>,
-    pre: Matrix<T>,
-    act: Matrix<T>,
-}
-
-impl<T: Float> FeedForward<T> {
-    /// `d → 4d → d` with the given activation.
-    pub fn new(d: usize, bias: bool, act: Activation, init: Init, out_init: Init, rng: &mut Rng) -> Self {
-        FeedForward {
-            c_fc: Linear::new(d, 4 * d, bias, init, rng),
-            c_proj: Linear::new(4 * d, d, bias, out_init, rng),
-            act,
-        }
-    }
-
-    /// The forward pass, keeping `x` (which the caller no longer needs) for
-    /// the backward pass instead of copying it.
-    fn forward_owned(&self, x: Matrix<T>) -> addmul_core::Result<(Matrix<T>, FeedForwardCache<T>)> {
-        let pre = self.c_fc.apply(&x)?;
-        let act = self.act.map(&pre);
-        let y = self.c_proj.apply(&act)?;
-        Ok((y, FeedForwardCache { x, pre, act }))
-    }
-}
-
-impl<T: Float> Layer<T> for FeedForward<T> {
-    type Cache = FeedForwardCache<T>;
-
-    fn forward(&self, x: &Matrix<T>) -> addmul_core::Result<(Matrix<T>, FeedForwardCache<T>)> {
-        self.forward_owned(x.clone())
-    }
-
-    fn backward(&mut self, cache: &FeedForwardCache<T>, dy: &Matrix<T>) -> addmul_core::Result<Matrix<T>> {
-        let d_act = self.c_proj.backward(&cache.act, dy)?;
-        let d_pre = self.act.backward_owned(&cache.pre, d_act)?;
-        self.c_fc.backward(&cache.x, &d_pre)
-    }
-}
-
-impl<T: Float> Parameters<T> for FeedForward<T> {
-    fn visit<'a>(&'a self, f: &mut dyn FnMut(&str, &'a Param<T>)) {
-        visit_child("c_fc", &self.c_fc, f);
-        visit_child("c_proj", &self.c_proj, f);
-    }
-    fn visit_mut<'a>(&'a mut self, f: &mut dyn FnMut(&str, &'a mut Param<T>)) {
-        visit_child_mut("c_fc", &mut self.c_fc, f);
-        visit_child_mut("c_proj", &mut self.c_proj, f);
-    }
+/// The position-wise feed-forward network of a block, `c_proj(gelu(c_fc(x)))`,
+/// widening to `4 · n_embd` and back: an [`Mlp`] whose layers carry GPT-2's
+/// names, the second initialised like every projection into the residual
+/// stream.
+fn feed_forward<T: Float>(config: &GptConfig, init: Init, out_init: Init, rng: &mut Rng) -> Result<Mlp<T>> {
+    let (d, bias) = (config.n_embd, config.bias);
+    let layers = vec![Linear::new(d, 4 * d, bias, init, rng), Linear::new(4 * d, d, bias, out_init, rng)];
+    Ok(Mlp::from_layers(layers, config.activation())?.with_names(&["c_fc", "c_proj"])?)
 }
 
 /// One transformer block, pre-norm as GPT-2:
@@ -84,82 +33,35 @@ pub struct Block<T: Float> {
     ln_1: LayerNorm<T>,
     attn: MultiHeadAttention<T>,
     ln_2: LayerNorm<T>,
-    mlp: FeedForward<T>,
+    mlp: Mlp<T>,
 }
 
 #[derive(Debug, Clone)]
 struct BlockCache<T: Float> {
-    ln_1: LayerNormCache<T>,
-    attn: MultiHeadCache<T>,
-    drop_attn: Option<DropoutMask<T>>,
-    ln_2: LayerNormCache<T>,
-    mlp: FeedForwardCache<T>,
-    drop_mlp: Option<DropoutMask<T>>,
-}
-
-/// Draws and applies a dropout mask when training with dropout.
-fn maybe_drop<T: Float>(
-    dropout: &Option<Dropout>,
-    rng: &mut Option<&mut Rng>,
-    x: Matrix<T>,
-) -> (Matrix<T>, Option<DropoutMask<T>>) {
-    match (dropout, rng) {
-        (Some(d), Some(rng)) if d.p() > 0.0 => {
-            let (y, mask) = d.train(&x, rng);
-            (y, Some(mask))
-        }
-        _ => (x, None),
-    }
-}
-
-/// The gradient through a dropout that may not have happened: borrowed as
-/// is without a mask, masked (a new matrix) with one.
-fn undrop<'a, T: Float>(
-    mask: &Option<DropoutMask<T>>,
-    dy: &'a Matrix<T>,
-) -> addmul_core::Result<std::borrow::Cow<'a, Matrix<T>>> {
-    Ok(match mask {
-        Some(m) => std::borrow::Cow::Owned(m.backward(dy)?),
-        None => std::borrow::Cow::Borrowed(dy),
-    })
+    attn: SublayerCache<T, LayerNormCache<T>, MultiHeadCache<T>>,
+    mlp: SublayerCache<T, LayerNormCache<T>, MlpCache<T>>,
 }
 
 impl<T: Float> Block<T> {
     // ANCHOR: block_forward
-    fn forward(
-        &self,
-        x: &mut Matrix<T>,
-        seq_len: usize,
-        dropout: &Option<Dropout>,
-        rng: &mut Option<&mut Rng>,
-    ) -> Result<BlockCache<T>> {
-        let (a_in, ln_1) = self.ln_1.forward(x)?;
-        let (a, attn) = self.attn.forward_self_owned(a_in, seq_len, None)?;
-        let (a, drop_attn) = maybe_drop(dropout, rng, a);
-        *x += a; // the residual connection around attention
-        let (m_in, ln_2) = self.ln_2.forward(x)?;
-        let (m, mlp) = self.mlp.forward_owned(m_in)?;
-        let (m, drop_mlp) = maybe_drop(dropout, rng, m);
-        *x += m; // ... and around the feed-forward network
-        Ok(BlockCache { ln_1, attn, drop_attn, ln_2, mlp, drop_mlp })
+    fn forward(&self, x: &mut Matrix<T>, seq_len: usize, drop: &mut Dropper<'_>) -> Result<BlockCache<T>> {
+        let attn = sublayer(Pre, &self.ln_1, x, drop, |h| self.attn.forward_self_owned(h, seq_len, None))?;
+        let mlp = sublayer(Pre, &self.ln_2, x, drop, |h| self.mlp.forward_owned(h))?;
+        Ok(BlockCache { attn, mlp })
     }
     // ANCHOR_END: block_forward
 
-    fn backward(&mut self, cache: &BlockCache<T>, dy: &Matrix<T>) -> Result<Matrix<T>> {
-        let dm = undrop(&cache.drop_mlp, dy)?;
-        let dm_in = self.mlp.backward(&cache.mlp, &dm)?;
-        let mut dx = dy + self.ln_2.backward(&cache.ln_2, &dm_in)?;
-        let da = undrop(&cache.drop_attn, &dx)?;
-        let da_in = self.attn.backward(&cache.attn, &da)?.dx;
-        dx += self.ln_1.backward(&cache.ln_1, &da_in)?;
-        Ok(dx)
+    fn backward(&mut self, cache: &BlockCache<T>, dy: Matrix<T>) -> Result<Matrix<T>> {
+        let mlp = &mut self.mlp;
+        let dx = sublayer_backward(Pre, &mut self.ln_2, &cache.mlp, dy, |c, d| mlp.backward(c, d))?;
+        let attn = &mut self.attn;
+        Ok(sublayer_backward(Pre, &mut self.ln_1, &cache.attn, dx, |c, d| Ok(attn.backward(c, d)?.dx))?)
     }
 
     fn decode(&self, x: &mut Matrix<T>, cache: &mut KvCache<T>) -> Result<()> {
-        let (a_in, _) = self.ln_1.forward(x)?;
-        *x += self.attn.forward_cached(&a_in, cache)?;
-        let (m_in, _) = self.ln_2.forward(x)?;
-        *x += self.mlp.forward(&m_in)?.0;
+        let off = &mut Dropper::off();
+        sublayer(Pre, &self.ln_1, x, off, |h| Ok((self.attn.forward_cached(&h, cache)?, ())))?;
+        sublayer(Pre, &self.ln_2, x, off, |h| Ok((self.mlp.predict(&h)?, ())))?;
         Ok(())
     }
 }
@@ -263,7 +165,7 @@ impl<T: Float> Gpt<T> {
         for _ in 0..config.n_layer {
             let attn =
                 MultiHeadConfig::self_attention(c, config.n_head).causal().bias(b).init_with(init, out_init, rng)?;
-            let mlp = FeedForward::new(c, b, config.activation(), init, out_init, rng);
+            let mlp = feed_forward(&config, init, out_init, rng)?;
             h.push(Block { ln_1: norm(c)?, attn, ln_2: norm(c)?, mlp });
         }
         Ok(Gpt { config, wte, wpe, h, ln_f: norm(c)? })
@@ -304,15 +206,15 @@ impl<T: Float> Gpt<T> {
 
     // ANCHOR: forward
     /// The final hidden states `[n_embd, B·T]` and everything backward needs.
-    fn forward_hidden(&self, inputs: &[TokenId], seq_len: usize, mut rng: Option<&mut Rng>) -> Result<ForwardCache<T>> {
+    fn forward_hidden(&self, inputs: &[TokenId], seq_len: usize, rng: Option<&mut Rng>) -> Result<ForwardCache<T>> {
         let ids = self.check_batch(inputs, seq_len)?;
-        let dropout = (self.config.dropout > 0.0).then(|| Dropout::new(self.config.dropout)).transpose()?;
+        let mut drop = Dropper::new(self.config.dropout, rng)?;
         let mut x = self.wte.forward(&ids)?; // token embeddings
         self.wpe.add_to(&mut x, seq_len, 0)?; // + position embeddings
-        let (mut x, drop_emb) = maybe_drop(&dropout, &mut rng, x);
+        let (mut x, drop_emb) = drop.apply(x);
         let mut blocks = Vec::with_capacity(self.h.len());
         for block in &self.h {
-            blocks.push(block.forward(&mut x, seq_len, &dropout, &mut rng)?);
+            blocks.push(block.forward(&mut x, seq_len, &mut drop)?);
         }
         let (h_f, ln_f) = self.ln_f.forward(&x)?;
         Ok(ForwardCache { ids, seq_len, drop_emb, blocks, ln_f, h_f })
@@ -389,9 +291,9 @@ impl<T: Float> Gpt<T> {
         let dh = matmul(self.wte.weight().value(), Op::N, &d_logits, Op::N)?;
         let mut dx = self.ln_f.backward(&cache.ln_f, &dh)?;
         for (block, block_cache) in self.h.iter_mut().zip(&cache.blocks).rev() {
-            dx = block.backward(block_cache, &dx)?;
+            dx = block.backward(block_cache, dx)?;
         }
-        let dx = undrop(&cache.drop_emb, &dx)?;
+        let dx = DropoutMask::backward_of(cache.drop_emb.as_ref(), &dx)?;
         self.wpe.backward(&dx, cache.seq_len, 0)?;
         self.wte.backward(&cache.ids, &dx)?;
         Ok(loss)

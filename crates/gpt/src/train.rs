@@ -7,9 +7,8 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use addmul_core::parallel::{run_balanced, run_each};
-use addmul_core::{Param, Parameters, ParametersExt, Rng, RngState, rng, sum_of_squares};
-use addmul_train::{AdamW, AdamWConfig, Moments, Optimizer, Schedule, clip_factor};
+use addmul_core::{Parameters, ParametersExt, Rng, RngState, rng};
+use addmul_train::{AdamW, AdamWConfig, DataParallel, Moments, Optimizer, Schedule};
 use rand::RngExt;
 use serde::{Deserialize, Serialize};
 
@@ -21,7 +20,7 @@ use crate::{Batch, Gpt, GptConfig, GptError, Result, TokenId};
 /// take the values of the `cpu-small` preset.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct TrainConfig {
+pub struct GptTrainConfig {
     /// Transformer blocks.
     pub n_layer: usize,
     /// Attention heads per block.
@@ -73,23 +72,23 @@ pub struct TrainConfig {
     pub threads: usize,
 }
 
-impl Default for TrainConfig {
+impl Default for GptTrainConfig {
     fn default() -> Self {
-        TrainConfig::cpu_small()
+        GptTrainConfig::cpu_small()
     }
 }
 
 /// The named presets.
 pub const PRESETS: [&str; 3] = ["cpu-small", "shakespeare-char", "tiny"];
 
-impl TrainConfig {
+impl GptTrainConfig {
     // ANCHOR: cpu_small
     /// nanoGPT's configuration for a CPU: block 64, batch 12, 4 layers, 4
     /// heads, 128 dimensions, 2000 iterations, learning rate 1e-3 decaying to
     /// 1e-4 after 100 warmup steps, betas 0.9/0.99, weight decay 0.1, clip
     /// 1.0, no dropout.
     pub fn cpu_small() -> Self {
-        TrainConfig {
+        GptTrainConfig {
             n_layer: 4,
             n_head: 4,
             n_embd: 128,
@@ -126,10 +125,10 @@ impl TrainConfig {
     /// # Errors
     /// [`GptError::UnknownPreset`] listing the known names.
     pub fn preset(name: &str) -> Result<Self> {
-        let base = TrainConfig::cpu_small();
+        let base = GptTrainConfig::cpu_small();
         match name {
             "cpu-small" => Ok(base),
-            "shakespeare-char" => Ok(TrainConfig {
+            "shakespeare-char" => Ok(GptTrainConfig {
                 n_layer: 6,
                 n_head: 6,
                 n_embd: 384,
@@ -140,7 +139,7 @@ impl TrainConfig {
                 eval_iters: 200,
                 ..base
             }),
-            "tiny" => Ok(TrainConfig {
+            "tiny" => Ok(GptTrainConfig {
                 n_layer: 2,
                 n_head: 2,
                 n_embd: 32,
@@ -244,7 +243,7 @@ pub struct EvalReport {
     pub val_loss: f64,
 }
 
-/// Receives progress from [`Trainer::run`].
+/// Receives progress from [`GptTrainer::run`].
 pub trait Observer {
     /// After each optimizer step.
     fn step(&mut self, _report: &StepReport) {}
@@ -257,7 +256,7 @@ pub trait Observer {
 /// An observer that ignores everything.
 impl Observer for () {}
 
-/// Where [`Trainer::run`] writes checkpoints.
+/// Where [`GptTrainer::run`] writes checkpoints.
 #[derive(Debug, Clone, Default)]
 pub struct CheckpointPlan {
     /// The run folder.
@@ -274,7 +273,7 @@ struct TrainerState {
     step: u64,
     vocab_size: usize,
     threads: usize,
-    config: TrainConfig,
+    config: GptTrainConfig,
     batch_rng: SavedRng,
     eval_rng: SavedRng,
     corpus_tokens: usize,
@@ -326,12 +325,11 @@ fn fingerprint(tokens: &[TokenId]) -> String {
 }
 
 /// A training run in progress.
-pub struct Trainer {
-    config: TrainConfig,
-    workers: Vec<Gpt<f32>>,
+pub struct GptTrainer {
+    config: GptTrainConfig,
+    /// The model, one copy per worker thread.
+    workers: DataParallel<Gpt<f32>>,
     optimizer: AdamW<f32>,
-    /// Every worker's gradients are zero (the last update cleared them).
-    grads_clear: bool,
     step: u64,
     batch_rng: Rng,
     eval_rng: Rng,
@@ -342,14 +340,14 @@ pub struct Trainer {
     last_saved: Option<u64>,
 }
 
-impl std::fmt::Debug for Trainer {
+impl std::fmt::Debug for GptTrainer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Trainer").field("config", &self.config).field("step", &self.step).finish_non_exhaustive()
+        f.debug_struct("GptTrainer").field("config", &self.config).field("step", &self.step).finish_non_exhaustive()
     }
 }
 
 /// Splits `tokens` into training and validation parts, in order.
-fn split(tokens: &[TokenId], config: &TrainConfig) -> Result<(Vec<TokenId>, Vec<TokenId>)> {
+fn split(tokens: &[TokenId], config: &GptTrainConfig) -> Result<(Vec<TokenId>, Vec<TokenId>)> {
     let n_train = ((1.0 - config.val_fraction) * tokens.len() as f64) as usize;
     let (train, val) = tokens.split_at(n_train.min(tokens.len()));
     let needed = config.block_size + 1;
@@ -361,29 +359,28 @@ fn split(tokens: &[TokenId], config: &TrainConfig) -> Result<(Vec<TokenId>, Vec<
     Ok((train.to_vec(), val.to_vec()))
 }
 
-impl Trainer {
+impl GptTrainer {
     /// A fresh run on `tokens` (ids below `vocab_size`).
     ///
     /// # Errors
     /// [`GptError::Config`] for an invalid configuration;
     /// [`GptError::CorpusTooShort`] if either split is shorter than a window;
     /// [`GptError::TokenOutOfRange`] for an id outside the vocabulary.
-    pub fn new(config: TrainConfig, vocab_size: usize, tokens: &[TokenId]) -> Result<Self> {
+    pub fn new(config: GptTrainConfig, vocab_size: usize, tokens: &[TokenId]) -> Result<Self> {
         config.validate(vocab_size)?;
         if let Some((position, &id)) = tokens.iter().enumerate().find(|(_, t)| **t as usize >= vocab_size) {
             return Err(GptError::TokenOutOfRange { id, position, vocab_size });
         }
         let (train, val) = split(tokens, &config)?;
         let model = Gpt::new(config.model_config(vocab_size), &mut rng(config.seed))?;
-        let workers = vec![model; config.thread_count()];
+        let workers = DataParallel::new(model, config.thread_count());
         let optimizer = AdamW::new(config.adamw())?;
-        Ok(Trainer {
+        Ok(GptTrainer {
             batch_rng: rng(config.seed.wrapping_add(1)),
             eval_rng: rng(config.seed.wrapping_add(2)),
             config,
             workers,
             optimizer,
-            grads_clear: false,
             step: 0,
             train,
             val,
@@ -394,17 +391,17 @@ impl Trainer {
     }
 
     /// The configuration.
-    pub fn config(&self) -> &TrainConfig {
+    pub fn config(&self) -> &GptTrainConfig {
         &self.config
     }
 
     /// The model being trained.
     pub fn model(&self) -> &Gpt<f32> {
-        &self.workers[0]
+        self.workers.model()
     }
 
     /// Steps taken.
-    pub fn step(&self) -> u64 {
+    pub fn steps_taken(&self) -> u64 {
         self.step
     }
 
@@ -415,7 +412,7 @@ impl Trainer {
 
     /// Worker threads in use.
     pub fn threads(&self) -> usize {
-        self.workers.len()
+        self.workers.threads()
     }
 
     /// Sets the last step (to extend a resumed run).
@@ -441,64 +438,6 @@ impl Trainer {
         (x, y)
     }
 
-    /// How many of `b` sequences each worker takes.
-    fn shares(b: usize, workers: usize) -> Vec<usize> {
-        (0..workers).map(|w| b / workers + usize::from(w < b % workers)).collect()
-    }
-
-    /// After the workers' backward passes: sums the replicas' gradients into
-    /// the first worker, clips them, takes the AdamW step and copies the new
-    /// weights back to the replicas, every pass shared among the threads by
-    /// parameter (each parameter's sum runs over the replicas in order, so
-    /// the result does not depend on timing). Leaves every gradient at zero
-    /// for the next step and returns the norm before clipping.
-    fn update(&mut self) -> Result<f64> {
-        let threads = self.workers.len();
-        let (first, rest) = self.workers.split_first_mut().expect("at least one worker");
-        let mut replicas: Vec<_> = rest.iter_mut().map(|r| r.params_mut().into_iter()).collect();
-        let pairs: Vec<(&mut Param<f32>, Vec<&mut Param<f32>>)> = first
-            .params_mut()
-            .into_iter()
-            .map(|p| (p, replicas.iter_mut().map(|r| r.next().expect("replicas have the same parameters")).collect()))
-            .collect();
-        let squares = run_balanced(
-            pairs,
-            threads,
-            |(p, _)| p.len(),
-            |group| {
-                let mut sum = 0.0;
-                for (master, others) in group {
-                    let total = master.grad_mut().as_mut_slice();
-                    for other in others {
-                        // Add and clear in one pass over the replica.
-                        for (t, g) in total.iter_mut().zip(other.grad_mut().as_mut_slice()) {
-                            *t += *g;
-                            *g = 0.0;
-                        }
-                    }
-                    sum += sum_of_squares(total);
-                }
-                sum
-            },
-        );
-        let grad_norm = squares.iter().sum::<f64>().sqrt();
-        let scale = if self.config.grad_clip > 0.0 { clip_factor(grad_norm, self.config.grad_clip)? } else { None };
-        // AdamW reads the clipped gradients; right after each parameter's
-        // update its new value goes to the replicas and its gradient is cleared.
-        let mut replicas: Vec<_> = rest.iter_mut().map(|r| r.params_mut().into_iter()).collect();
-        let copies: Vec<Vec<&mut Param<f32>>> = (0..first.params().len())
-            .map(|_| replicas.iter_mut().map(|r| r.next().expect("replicas have the same parameters")).collect())
-            .collect();
-        self.optimizer.step_parallel_with(first, threads, scale.map(|s| s as f32), copies, |master, others| {
-            for other in others {
-                other.value_mut().as_mut_slice().copy_from_slice(master.value().as_slice());
-            }
-            master.zero_grad();
-        })?;
-        self.grads_clear = true;
-        Ok(grad_norm)
-    }
-
     // ANCHOR: step
     /// One optimizer step: `grad_accum` micro-batches, each split across the
     /// worker threads (every thread runs forward and backward on its share
@@ -514,17 +453,14 @@ impl Trainer {
         let (b, t) = (self.config.batch_size, self.config.block_size);
         let lr = self.config.schedule().lr(self.step);
         self.optimizer.set_lr(lr)?;
-        let shares = Self::shares(b, self.workers.len());
+        let mut step = self.workers.step();
+        let shares = step.shares(b);
         let mut loss = 0.0;
-        let grads_clear = std::mem::take(&mut self.grads_clear);
         for micro in 0..self.config.grad_accum {
             let (x, y) = Self::sample(&self.train, b, t, &mut self.batch_rng);
             let scale = 1.0 / (b * self.config.grad_accum) as f64;
             let seed = (self.config.seed, self.step, micro as u64);
-            loss += run_workers(&mut self.workers, &shares, |w, model, range| {
-                if micro == 0 && !grads_clear {
-                    model.zero_grads(); // each worker clears its own, in parallel
-                }
+            let losses = step.accumulate(&shares, |w, model, range| {
                 let batch = Batch {
                     inputs: &x[range.start * t..range.end * t],
                     targets: &y[range.start * t..range.end * t],
@@ -532,14 +468,15 @@ impl Trainer {
                 };
                 let mut masks = rng(seed.0 ^ seed.1.wrapping_mul(0x9e37_79b9) ^ ((seed.2 << 32) | w as u64));
                 let chunk = range.len() as f64;
-                Ok(model.forward_backward(&batch, Some(&mut masks), chunk * scale)? * chunk * scale)
+                Ok::<_, GptError>(model.forward_backward(&batch, Some(&mut masks), chunk * scale)? * chunk * scale)
             })?;
+            loss += losses.into_iter().sum::<f64>();
         }
         let compute_seconds = start.elapsed().as_secs_f64();
         if !loss.is_finite() {
             return Err(GptError::NonFiniteLoss { step: self.step + 1, loss });
         }
-        let grad_norm = self.update()?;
+        let grad_norm = step.update(&mut self.optimizer, self.config.grad_clip)?;
         self.step += 1;
         let tokens = b * t * self.config.grad_accum;
         Ok(StepReport {
@@ -561,19 +498,20 @@ impl Trainer {
     /// As [`Gpt::loss`].
     pub fn evaluate(&mut self) -> Result<EvalReport> {
         let (b, t) = (self.config.batch_size, self.config.block_size);
-        let shares = Self::shares(b, self.workers.len());
+        let shares = self.workers.shares(b);
         let mut mean = [0.0; 2];
         for (k, data) in [&self.train, &self.val].into_iter().enumerate() {
             for _ in 0..self.config.eval_iters {
                 let (x, y) = Self::sample(data, b, t, &mut self.eval_rng);
-                mean[k] += run_workers(&mut self.workers, &shares, |_, model, range| {
+                let losses = self.workers.map(&shares, |_, model, range| {
                     let batch = Batch {
                         inputs: &x[range.start * t..range.end * t],
                         targets: &y[range.start * t..range.end * t],
                         seq_len: t,
                     };
-                    Ok(model.loss(&batch)? * range.len() as f64 / b as f64)
-                })? / self.config.eval_iters as f64;
+                    Ok::<_, GptError>(model.loss(&batch)? * range.len() as f64 / b as f64)
+                })?;
+                mean[k] += losses.into_iter().sum::<f64>() / self.config.eval_iters as f64;
             }
         }
         let report = EvalReport { step: self.step, train_loss: mean[0], val_loss: mean[1] };
@@ -627,7 +565,7 @@ impl Trainer {
     /// [`GptError::Io`] or [`GptError::Checkpoint`].
     pub fn save(&mut self, plan: &CheckpointPlan) -> Result<PathBuf> {
         let name = format!("step-{:06}", self.step);
-        let model = &self.workers[0];
+        let model = self.workers.model();
         let mut files: Vec<(&str, Vec<u8>)> = vec![
             ("config.json", model.config().to_hf_json().into_bytes()),
             ("model.safetensors", model_safetensors(model, &plan.dir)?),
@@ -645,8 +583,8 @@ impl Trainer {
         let state = TrainerState {
             format: "addmul-trainer/1".into(),
             step: self.step,
-            vocab_size: self.workers[0].config().vocab_size,
-            threads: self.workers.len(),
+            vocab_size: self.workers.model().config().vocab_size,
+            threads: self.workers.threads(),
             config: self.config.clone(),
             batch_rng: SavedRng::of(&self.batch_rng),
             eval_rng: SavedRng::of(&self.eval_rng),
@@ -659,7 +597,7 @@ impl Trainer {
 
     fn optimizer_safetensors(&self, path: &Path) -> Result<Vec<u8>> {
         let mut shapes = HashMap::new();
-        self.workers[0].visit(&mut |name, p| {
+        self.workers.model().visit(&mut |name, p| {
             shapes.insert(name.to_string(), p.row_major_shape());
         });
         let mut tensors = Vec::new();
@@ -694,22 +632,19 @@ impl Trainer {
                 ),
             ));
         }
-        let config = TrainConfig { threads: state.threads, ..state.config.clone() };
-        let mut trainer = Trainer::new(config, state.vocab_size, tokens)?;
+        let config = GptTrainConfig { threads: state.threads, ..state.config.clone() };
+        let mut trainer = GptTrainer::new(config, state.vocab_size, tokens)?;
         let model = crate::checkpoint::load_model::<f32>(&dir)?;
-        if model.config() != trainer.workers[0].config() {
+        if model.config() != trainer.workers.model().config() {
             return Err(GptError::checkpoint(dir.join("config.json"), "does not match trainer.json's configuration"));
         }
-        let weights = model.snapshot();
-        for w in &mut trainer.workers {
-            w.restore(&weights)?;
-        }
+        trainer.workers.restore(&model.snapshot())?;
         let opt_path = dir.join("optimizer.safetensors");
         let bytes = std::fs::read(&opt_path).map_err(GptError::io("reading", &opt_path))?;
         let mut tensors: Tensors<f32> = read_tensors(&bytes, &opt_path)?;
         let mut moments = BTreeMap::new();
         let mut missing = None;
-        trainer.workers[0].visit(&mut |name, p| {
+        trainer.workers.model().visit(&mut |name, p| {
             let shape = p.value().shape();
             let take = |t: &mut Tensors<f32>, key: String| {
                 t.remove(&key)
@@ -736,31 +671,4 @@ impl Trainer {
         trainer.last_saved = Some(state.step);
         Ok(trainer)
     }
-
-    /// Loads the weights a `Trainer` saved, for sampling.
-    ///
-    /// # Errors
-    /// As [`crate::checkpoint::load_model`].
-    pub fn load_model(path: &Path) -> Result<Gpt<f32>> {
-        crate::checkpoint::load_model(&resolve(path)?)
-    }
-}
-
-/// Runs `work(worker index, model, range of sequences)` on every worker with a
-/// non-empty share, each as a job on the shared thread pool
-/// (`addmul_core::parallel`), and returns the sum of the results in worker
-/// order.
-fn run_workers<F>(workers: &mut [Gpt<f32>], shares: &[usize], work: F) -> Result<f64>
-where
-    F: Fn(usize, &mut Gpt<f32>, std::ops::Range<usize>) -> Result<f64> + Sync + Send,
-{
-    let mut jobs = Vec::with_capacity(workers.len());
-    let mut start = 0;
-    for (w, (model, &n)) in workers.iter_mut().zip(shares).enumerate() {
-        if n > 0 {
-            jobs.push((w, model, start..start + n));
-        }
-        start += n;
-    }
-    run_each(jobs, |(w, model, range)| work(w, model, range)).into_iter().sum::<Result<f64>>()
 }

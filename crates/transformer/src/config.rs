@@ -1,36 +1,8 @@
 //! The shape of a Transformer and its switches.
 
-use crate::{Batch, Result, Side, Specials, TransformerError, Vocab};
+pub use addmul_residual::NormPlacement;
 
-// ANCHOR: placement
-/// Where each sub-layer's layer normalization sits.
-///
-/// Every sub-layer `f` (self-attention, cross-attention, feed-forward) is
-/// wrapped in a residual connection and a layer norm, in one of two ways:
-///
-/// ```text
-/// Post (the paper):  x ← LayerNorm(x + f(x))
-/// Pre  (GPT-2 on):   x ← x + f(LayerNorm(x))      and one last LayerNorm at the end
-/// ```
-///
-/// Post-norm normalizes the residual stream itself after every sub-layer, so
-/// the sum that reaches the next layer always has mean 0 and variance 1; the
-/// gradient on its way back passes through every layer norm, which is why
-/// post-norm models need the learning-rate warmup to train at all. Pre-norm
-/// normalizes only what enters `f`; the stream `x` travels from the embedding
-/// to the output through nothing but additions (the clean residual path of
-/// chapter 9), so it trains more easily when deep, but the stream's size
-/// grows with depth and needs the final layer norm (`encoder.norm`,
-/// `decoder.norm`) before anything reads it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum NormPlacement {
-    /// `LayerNorm(x + f(x))`, as in "Attention Is All You Need".
-    #[default]
-    Post,
-    /// `x + f(LayerNorm(x))`, with a final layer norm after the last layer.
-    Pre,
-}
-// ANCHOR_END: placement
+use crate::{Batch, Result, Side, Specials, TransformerError, Vocab};
 
 /// How the model learns where each token is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -33,7 +33,7 @@
 //!   forcing); padding is masked in every attention and ignored by the loss.
 //! - [`Transformer::forward_backward`]: cross-entropy with label smoothing,
 //!   and the hand-written backward of the whole model.
-//! - [`Trainer`]: Adam (0.9, 0.98, 1e-9) and the warmup/inverse-square-root
+//! - [`TransformerTrainer`]: Adam (0.9, 0.98, 1e-9) and the warmup/inverse-square-root
 //!   schedule, each batch split across threads.
 //! - [`Transformer::greedy`] and [`Transformer::beam_search`] (width, length
 //!   penalty), both stopping at the end token, with each decoder layer's
@@ -50,7 +50,7 @@
 //! # Example
 //! ```
 //! use addmul_core::rng;
-//! use addmul_transformer::{Pair, TrainConfig, Trainer, Transformer, TransformerConfig};
+//! use addmul_transformer::{Pair, TransformerTrainConfig, TransformerTrainer, Transformer, TransformerConfig};
 //!
 //! // A tiny model learns to copy two short sequences.
 //! let config = TransformerConfig { max_len: 8, ..TransformerConfig::new(8, 8, 16, 2, 1) };
@@ -59,9 +59,9 @@
 //!     Pair { source: vec![7, 6], target: vec![7, 6] },
 //! ];
 //! let model = Transformer::new(config, &mut rng(0))?;
-//! let mut trainer = Trainer::new(model, TrainConfig { warmup: 20, lr_factor: 2.0, threads: 1, ..TrainConfig::paper() })?;
+//! let mut trainer = TransformerTrainer::new(model, TransformerTrainConfig { warmup: 20, lr_factor: 2.0, threads: 1, ..TransformerTrainConfig::paper() })?;
 //! for _ in 0..120 {
-//!     trainer.step(&pairs)?;
+//!     trainer.train_step(&pairs)?;
 //! }
 //! assert_eq!(trainer.model().greedy(&[3, 4, 5])?.tokens, [3, 4, 5]);
 //! # Ok::<(), addmul_transformer::TransformerError>(())
@@ -82,5 +82,5 @@ pub use decode::{BeamConfig, Hypothesis, length_penalty};
 pub use error::{Result, Side, TransformerError};
 pub use layers::{DecoderLayer, EncoderLayer};
 pub use model::{Batch, DecoderState, Encoded, Loss, Pair, Transformer};
-pub use train::{StepReport, TrainConfig, Trainer};
+pub use train::{StepReport, TransformerTrainConfig, TransformerTrainer};
 pub use vocab::{Specials, TokenId, Vocab};

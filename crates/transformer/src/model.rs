@@ -2,7 +2,7 @@
 //! the incremental decoder used for generation.
 
 use addmul_core::{Float, Init, Matrix, Op, Param, Parameters, Rng, gemm, visit_child, visit_child_mut};
-use addmul_dropout::DropoutMask;
+use addmul_dropout::{DropoutMask, Dropper};
 use addmul_embedding::Embedding;
 use addmul_layernorm::{LayerNorm, LayerNormCache};
 use addmul_multihead::{CrossKv, KvCache};
@@ -10,7 +10,7 @@ use addmul_nn::Linear;
 use addmul_posenc::{LearnedPositions, add_table, sinusoidal};
 use addmul_softmax::CrossEntropy;
 
-use crate::layers::{DecoderLayer, DecoderLayerCache, Dropper, EncoderLayer, EncoderLayerCache, Seqs, undrop};
+use crate::layers::{DecoderLayer, DecoderLayerCache, EncoderLayer, EncoderLayerCache, Seqs};
 use crate::{NormPlacement, PositionKind, Result, Side, TokenId, TransformerConfig, TransformerError};
 
 /// One training example: a source sequence and its target, as ordinary
@@ -386,9 +386,7 @@ impl<T: Float> Transformer<T> {
         let (mut x, src_drop) = drop.apply(x);
         let mut encoder = Vec::with_capacity(self.encoder.len());
         for layer in &self.encoder {
-            let (next, cache) = layer.forward(x, batch.src_seqs(), placement, &mut drop)?;
-            x = next;
-            encoder.push(cache);
+            encoder.push(layer.forward(&mut x, batch.src_seqs(), placement, &mut drop)?);
         }
         let (memory, encoder_norm) = final_norm(&self.encoder_norm, x)?;
         // The decoder reads the target shifted right, and every layer reads
@@ -397,9 +395,7 @@ impl<T: Float> Transformer<T> {
         let (mut y, tgt_drop) = drop.apply(y);
         let mut decoder = Vec::with_capacity(self.decoder.len());
         for layer in &self.decoder {
-            let (next, cache) = layer.forward(y, batch.tgt_seqs(), &memory, batch.src_seqs(), placement, &mut drop)?;
-            y = next;
-            decoder.push(cache);
+            decoder.push(layer.forward(&mut y, batch.tgt_seqs(), &memory, batch.src_seqs(), placement, &mut drop)?);
         }
         let (h, decoder_norm) = final_norm(&self.decoder_norm, y)?;
         let memory_cols = memory.ncols();
@@ -443,7 +439,7 @@ impl<T: Float> Transformer<T> {
         let placement = self.config.norm;
         let mut x = self.embed(Side::Source, &batch.src, batch.src_len, 0)?;
         for layer in &self.encoder {
-            x = layer.forward(x, batch.src_seqs(), placement, &mut Dropper::off())?.0;
+            layer.forward(&mut x, batch.src_seqs(), placement, &mut Dropper::off())?;
         }
         Ok(final_norm(&self.encoder_norm, x)?.0)
     }
@@ -509,16 +505,16 @@ impl<T: Float> Transformer<T> {
         let mut dy = final_norm_backward(&mut self.decoder_norm, cache.decoder_norm.as_ref(), dh)?;
         let mut d_memory = Matrix::zeros(self.config.d_model, cache.memory_cols);
         for (layer, layer_cache) in self.decoder.iter_mut().zip(&cache.decoder).rev() {
-            dy = layer.backward(layer_cache, &dy, placement, &mut d_memory)?;
+            dy = layer.backward(layer_cache, dy, placement, &mut d_memory)?;
         }
-        let dy = undrop(&cache.tgt_drop, &dy)?;
+        let dy = DropoutMask::backward_of(cache.tgt_drop.as_ref(), &dy)?;
         self.embed_backward(Side::Target, &batch.tgt_in, batch.tgt_len, &dy)?;
         // Then back through the encoder.
         let mut dx = final_norm_backward(&mut self.encoder_norm, cache.encoder_norm.as_ref(), d_memory)?;
         for (layer, layer_cache) in self.encoder.iter_mut().zip(&cache.encoder).rev() {
-            dx = layer.backward(layer_cache, &dx, placement)?;
+            dx = layer.backward(layer_cache, dx, placement)?;
         }
-        let dx = undrop(&cache.src_drop, &dx)?;
+        let dx = DropoutMask::backward_of(cache.src_drop.as_ref(), &dx)?;
         self.embed_backward(Side::Source, &batch.src, batch.src_len, &dx)?;
         Ok(Loss { loss, nll, tokens: batch.tokens })
     }
@@ -538,7 +534,7 @@ impl<T: Float> Transformer<T> {
         Ok(cache
             .decoder
             .iter()
-            .map(|layer| (0..self.config.n_head).map(|h| layer.cross_attn.inner.weights(0, h)).collect())
+            .map(|layer| (0..self.config.n_head).map(|h| layer.cross_attn.inner().weights(0, h)).collect())
             .collect())
     }
 
@@ -555,7 +551,7 @@ impl<T: Float> Transformer<T> {
         let mut x = self.embed(Side::Source, &ids, ids.len(), 0)?;
         let all = Seqs { len: ids.len(), padding: None };
         for layer in &self.encoder {
-            x = layer.forward(x, all, self.config.norm, &mut Dropper::off())?.0;
+            layer.forward(&mut x, all, self.config.norm, &mut Dropper::off())?;
         }
         let memory = final_norm(&self.encoder_norm, x)?.0;
         let cross = self.decoder.iter().map(|layer| layer.project_memory(&memory)).collect::<Result<_>>()?;
@@ -595,7 +591,7 @@ impl<T: Float> Transformer<T> {
         }
         let mut y = self.embed(Side::Target, &[token as usize], 1, position)?;
         for ((layer, cache), memory) in self.decoder.iter().zip(&mut state.caches).zip(&encoded.cross) {
-            y = layer.step(y, cache, memory, self.config.norm)?;
+            layer.step(&mut y, cache, memory, self.config.norm)?;
         }
         let h = final_norm(&self.decoder_norm, y)?.0;
         Ok(self.head(&h)?.as_slice().to_vec())

@@ -4,17 +4,16 @@
 
 use std::time::Instant;
 
-use addmul_core::parallel::run_each;
-use addmul_core::{ParametersExt, rng};
-use addmul_train::{AdamW, AdamWConfig, Optimizer, Schedule, clip_grad_norm};
+use addmul_core::rng;
+use addmul_train::{AdamW, AdamWConfig, DataParallel, Optimizer, Schedule};
 
 use crate::{Batch, Loss, Pair, Result, Transformer, TransformerError};
 
 // ANCHOR: train_config
-/// How to train. [`TrainConfig::paper`] is section 5 of "Attention Is All You
+/// How to train. [`TransformerTrainConfig::paper`] is section 5 of "Attention Is All You
 /// Need".
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct TrainConfig {
+pub struct TransformerTrainConfig {
     /// Warmup steps of the learning-rate schedule (the paper: 4000).
     pub warmup: u64,
     /// A multiplier on the schedule (the paper: 1), so that the rate is
@@ -35,16 +34,17 @@ pub struct TrainConfig {
     /// Seed of the dropout masks.
     pub seed: u64,
     /// Worker threads (0: one per core). The sum of the gradients depends on
-    /// this number only through rounding.
+    /// this number only through rounding (and the dropout masks, drawn per
+    /// thread).
     pub threads: usize,
 }
 // ANCHOR_END: train_config
 
-impl TrainConfig {
+impl TransformerTrainConfig {
     /// The paper's settings: warmup 4000, factor 1, Adam (0.9, 0.98, 1e-9),
     /// label smoothing 0.1, no clipping.
     pub fn paper() -> Self {
-        TrainConfig {
+        TransformerTrainConfig {
             warmup: 4000,
             lr_factor: 1.0,
             beta1: 0.9,
@@ -71,9 +71,9 @@ impl TrainConfig {
     }
 }
 
-impl Default for TrainConfig {
+impl Default for TransformerTrainConfig {
     fn default() -> Self {
-        TrainConfig::paper()
+        TransformerTrainConfig::paper()
     }
 }
 
@@ -94,25 +94,29 @@ pub struct StepReport {
 
 /// A training run in progress: the model (one copy per worker thread), Adam's
 /// state and the step count.
-pub struct Trainer {
-    config: TrainConfig,
-    workers: Vec<Transformer<f32>>,
+pub struct TransformerTrainer {
+    config: TransformerTrainConfig,
+    /// The model, one copy per worker thread.
+    workers: DataParallel<Transformer<f32>>,
     optimizer: AdamW<f32>,
     step: u64,
 }
 
-impl std::fmt::Debug for Trainer {
+impl std::fmt::Debug for TransformerTrainer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Trainer").field("config", &self.config).field("step", &self.step).finish_non_exhaustive()
+        f.debug_struct("TransformerTrainer")
+            .field("config", &self.config)
+            .field("step", &self.step)
+            .finish_non_exhaustive()
     }
 }
 
-impl Trainer {
+impl TransformerTrainer {
     /// Starts training `model`.
     ///
     /// # Errors
     /// [`TransformerError::Config`] or a numeric error for invalid settings.
-    pub fn new(model: Transformer<f32>, config: TrainConfig) -> Result<Self> {
+    pub fn new(model: Transformer<f32>, config: TransformerTrainConfig) -> Result<Self> {
         config.schedule(model.config().d_model).validate()?;
         if !(0.0..1.0).contains(&config.label_smoothing) {
             return Err(TransformerError::config("label_smoothing", config.label_smoothing, "must be in [0, 1)"));
@@ -121,23 +125,23 @@ impl Trainer {
             return Err(TransformerError::config("grad_clip", config.grad_clip, "must be >= 0 (0 turns it off)"));
         }
         let optimizer = AdamW::new(config.adam())?;
-        let workers = vec![model; config.thread_count().max(1)];
-        Ok(Trainer { config, workers, optimizer, step: 0 })
+        let workers = DataParallel::new(model, config.thread_count());
+        Ok(TransformerTrainer { config, workers, optimizer, step: 0 })
     }
 
     /// The settings.
-    pub fn config(&self) -> &TrainConfig {
+    pub fn config(&self) -> &TransformerTrainConfig {
         &self.config
     }
 
     /// The model being trained.
     pub fn model(&self) -> &Transformer<f32> {
-        &self.workers[0]
+        self.workers.model()
     }
 
     /// The trained model.
-    pub fn into_model(mut self) -> Transformer<f32> {
-        self.workers.swap_remove(0)
+    pub fn into_model(self) -> Transformer<f32> {
+        self.workers.into_model()
     }
 
     /// Steps taken.
@@ -147,7 +151,7 @@ impl Trainer {
 
     /// Worker threads.
     pub fn threads(&self) -> usize {
-        self.workers.len()
+        self.workers.threads()
     }
 
     // ANCHOR: step
@@ -162,54 +166,35 @@ impl Trainer {
     /// As [`Batch::new`] for bad pairs (nothing is changed);
     /// [`TransformerError::NonFiniteLoss`] if the loss is not finite (the
     /// weights are left as they were).
-    pub fn step(&mut self, pairs: &[Pair]) -> Result<StepReport> {
+    pub fn train_step(&mut self, pairs: &[Pair]) -> Result<StepReport> {
         let start = Instant::now();
-        let config = *self.workers[0].config();
-        let n = self.workers.len().min(pairs.len()).max(1);
-        let mut batches = Vec::with_capacity(n);
-        let mut from = 0;
-        for w in 0..n {
-            let share = pairs.len() / n + usize::from(w < pairs.len() % n);
-            batches.push(Batch::new(&pairs[from..from + share], &config)?);
-            from += share;
+        let config = *self.workers.model().config();
+        if pairs.is_empty() {
+            Batch::new(pairs, &config)?; // the error for an empty batch
         }
+        let shares = self.workers.shares(pairs.len());
+        let batches =
+            shares.iter().map(|share| Batch::new(&pairs[share.clone()], &config)).collect::<Result<Vec<_>>>()?;
         let tokens: usize = batches.iter().map(Batch::target_tokens).sum();
         let lr = self.config.schedule(config.d_model).lr(self.step);
         self.optimizer.set_lr(lr)?;
-        let (smoothing, seed, step) = (self.config.label_smoothing, self.config.seed, self.step);
-        let work = |w: usize, model: &mut Transformer<f32>, batch: &Batch| {
-            model.zero_grads();
-            let mut masks = rng(seed ^ step.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ w as u64);
+        let (smoothing, seed, n) = (self.config.label_smoothing, self.config.seed, self.step);
+        let mut step = self.workers.step();
+        let results = step.accumulate(&shares, |w, model, _| {
+            let batch = &batches[w];
+            let mut masks = rng(seed ^ n.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ w as u64);
             let share = batch.target_tokens() as f64 / tokens as f64;
             model.forward_backward(batch, smoothing, Some(&mut masks), share).map(|l| (l, share))
-        };
-        // Each worker is a job on the shared thread pool; results in order.
-        let jobs: Vec<_> = self.workers.iter_mut().zip(&batches).enumerate().collect();
-        let results = run_each(jobs, |(w, (model, batch))| work(w, model, batch));
+        })?;
         let (mut loss, mut nll) = (0.0, 0.0);
-        for result in results {
-            let (l, share) = result?;
+        for (l, share) in results {
             loss += l.loss * share;
             nll += l.nll * share;
         }
         if !loss.is_finite() {
             return Err(TransformerError::NonFiniteLoss { step: self.step + 1, loss });
         }
-        // Sum the workers' gradients into the first, in order.
-        let (first, rest) = self.workers.split_first_mut().expect("at least one worker");
-        for replica in &rest[..n - 1] {
-            for (master, other) in first.params_mut().into_iter().zip(replica.params()) {
-                *master.grad_mut() += other.grad();
-            }
-        }
-        let grad_norm =
-            if self.config.grad_clip > 0.0 { clip_grad_norm(first, self.config.grad_clip)? } else { first.grad_norm() };
-        self.optimizer.step(first)?;
-        for replica in rest.iter_mut() {
-            for (mine, master) in replica.params_mut().into_iter().zip(first.params()) {
-                mine.value_mut().as_mut_slice().copy_from_slice(master.value().as_slice());
-            }
-        }
+        let grad_norm = step.update(&mut self.optimizer, self.config.grad_clip)?;
         self.step += 1;
         let loss = Loss { loss, nll, tokens };
         Ok(StepReport { step: self.step, loss, lr, grad_norm, seconds: start.elapsed().as_secs_f64() })

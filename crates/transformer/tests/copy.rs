@@ -3,7 +3,9 @@
 
 use addmul_core::rng;
 use addmul_transformer::tasks::copy;
-use addmul_transformer::{BeamConfig, NormPlacement, TrainConfig, Trainer, Transformer, TransformerConfig};
+use addmul_transformer::{
+    BeamConfig, NormPlacement, Transformer, TransformerConfig, TransformerTrainConfig, TransformerTrainer,
+};
 
 #[test]
 fn a_tiny_post_norm_model_learns_to_copy_its_training_sequences() {
@@ -19,11 +21,11 @@ fn learns_to_copy(norm: NormPlacement) {
     let config = TransformerConfig { max_len: 8, norm, ..TransformerConfig::new(13, 13, 32, 4, 1) };
     let pairs = copy::pairs(24, 2, 6, &mut rng(5));
     let model = Transformer::new(config, &mut rng(6)).unwrap();
-    let train = TrainConfig { warmup: 100, threads: 2, ..TrainConfig::paper() };
-    let mut trainer = Trainer::new(model, train).unwrap();
+    let train = TransformerTrainConfig { warmup: 100, threads: 2, ..TransformerTrainConfig::paper() };
+    let mut trainer = TransformerTrainer::new(model, train).unwrap();
     let mut last = None;
     for _ in 0..200 {
-        last = Some(trainer.step(&pairs).unwrap());
+        last = Some(trainer.train_step(&pairs).unwrap());
     }
     let report = last.unwrap();
     // With label smoothing 0.1 over 13 ids the model can put at most

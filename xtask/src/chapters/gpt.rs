@@ -5,7 +5,7 @@
 use std::time::Instant;
 
 use addmul::core::{Parameters, ParametersExt, rng};
-use addmul::gpt::{Gpt, Observer, Sampler, SamplingConfig, StepReport, TrainConfig, Trainer};
+use addmul::gpt::{Gpt, GptTrainConfig, GptTrainer, Observer, Sampler, SamplingConfig, StepReport};
 use addmul::plot::{LineChart, Series};
 use addmul::tokenizer::{ArticleChars, Tokenizer};
 use anyhow::{Context, Result};
@@ -18,7 +18,7 @@ pub const BOOK_GPT_STEPS: u64 = 1500;
 
 /// Training examples (next-character predictions) the book GPT sees.
 pub fn book_gpt_tokens() -> usize {
-    let c = TrainConfig::cpu_small();
+    let c = GptTrainConfig::cpu_small();
     BOOK_GPT_STEPS as usize * c.batch_size * c.block_size
 }
 
@@ -40,7 +40,7 @@ pub fn generate(g: &mut Gen) -> Result<()> {
 
 /// Every tensor of the cpu-small model, as `transformers` names and shapes it.
 fn architecture(g: &mut Gen) -> Result<()> {
-    let config = TrainConfig::cpu_small().model_config(65);
+    let config = GptTrainConfig::cpu_small().model_config(65);
     let model = Gpt::<f32>::new(config, &mut rng(0))?;
     let mut rows = String::from("| tensor | shape | numbers |\n|---|---|---|\n");
     let mut block = 0usize;
@@ -79,14 +79,14 @@ fn architecture(g: &mut Gen) -> Result<()> {
 fn book_run(g: &mut Gen) -> Result<()> {
     let (text, _) = ArticleChars::normalize(addmul::corpus::book_text());
     let ids = ArticleChars.encode(&text)?;
-    let config = TrainConfig {
+    let config = GptTrainConfig {
         max_iters: BOOK_GPT_STEPS,
         eval_interval: 250,
         eval_iters: 10,
         checkpoint_interval: 0,
-        ..TrainConfig::cpu_small()
+        ..GptTrainConfig::cpu_small()
     };
-    let mut trainer = Trainer::new(config.clone(), ArticleChars::VOCAB_SIZE, &ids).context("the book's text")?;
+    let mut trainer = GptTrainer::new(config.clone(), ArticleChars::VOCAB_SIZE, &ids).context("the book's text")?;
     let start = Instant::now();
     let mut steps = Steps::default();
     trainer.run(&mut steps, None)?;

@@ -13,7 +13,7 @@ use addmul::demos::{CopyOptions, NumbersOptions, copy_task};
 use addmul::plot::{Heatmap, LineChart, Series};
 use addmul::train::Schedule;
 use addmul::transformer::tasks::{copy, numbers};
-use addmul::transformer::{BeamConfig, Side, TrainConfig, TransformerConfig, length_penalty};
+use addmul::transformer::{BeamConfig, Side, TransformerConfig, TransformerTrainConfig, length_penalty};
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
 
@@ -53,7 +53,7 @@ fn recipe(g: &mut Gen) -> Result<()> {
     g.values.set("ch15.base.vocab", thousands(vocab as u64));
     g.num("ch15.base.d_model", base.d_model as f64, 0);
     g.num("ch15.base.layers", base.n_encoder_layers as f64, 0);
-    let paper = TrainConfig::paper();
+    let paper = TransformerTrainConfig::paper();
     let schedule = paper.schedule(base.d_model);
     g.values.set("ch15.schedule.paper_peak", format!("{:.1e}", schedule.lr(paper.warmup - 1)));
     g.num("ch15.schedule.paper_warmup", paper.warmup as f64, 0);
@@ -125,7 +125,7 @@ fn copy_task_run(g: &mut Gen) -> Result<()> {
     g.num("ch15.copy.window", window as f64, 0);
     g.num("ch15.copy.final_nll", last.iter().sum::<f64>() / last.len() as f64, 3);
     let vocab = copy::vocabulary(Side::Target)?;
-    let (eps, v) = (TrainConfig::paper().label_smoothing, vocab.len() as f64);
+    let (eps, v) = (TransformerTrainConfig::paper().label_smoothing, vocab.len() as f64);
     g.num("ch15.copy.vocab", v, 0);
     g.num("ch15.copy.floor", -(1.0 - eps + eps / v).ln(), 3);
     let (source, output) = &run.example;
