@@ -10,6 +10,18 @@
 
 use rayon::prelude::*;
 
+/// The number of worker threads a setting asks for: `requested`, or one per
+/// core for 0.
+///
+/// ```
+/// use addmul_core::parallel::threads;
+/// assert_eq!(threads(3), 3);
+/// assert!(threads(0) >= 1);
+/// ```
+pub fn threads(requested: usize) -> usize {
+    if requested == 0 { std::thread::available_parallelism().map_or(1, |n| n.get()) } else { requested }
+}
+
 /// Runs `f` on every item, each as its own job on the shared pool, and
 /// returns the results in the items' order. The order (and so any reduction
 /// over the results) does not depend on which thread ran which job. A panic

@@ -207,9 +207,7 @@ impl GptTrainConfig {
     }
 
     fn thread_count(&self) -> usize {
-        let n =
-            if self.threads == 0 { std::thread::available_parallelism().map_or(1, |n| n.get()) } else { self.threads };
-        n.clamp(1, self.batch_size)
+        addmul_core::parallel::threads(self.threads).clamp(1, self.batch_size)
     }
 }
 

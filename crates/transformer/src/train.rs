@@ -67,7 +67,7 @@ impl TransformerTrainConfig {
     }
 
     fn thread_count(&self) -> usize {
-        if self.threads == 0 { std::thread::available_parallelism().map_or(1, |n| n.get()) } else { self.threads }
+        addmul_core::parallel::threads(self.threads)
     }
 }
 
