@@ -10,6 +10,7 @@ mod book;
 mod chapters;
 mod checks;
 mod measured;
+mod tidy;
 mod values;
 
 use std::path::{Path, PathBuf};

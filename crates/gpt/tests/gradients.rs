@@ -3,17 +3,13 @@
 //! the mask held fixed by reseeding it for every evaluation).
 //!
 //! Widths start at 4: with 2 features a layer norm's output is ±1 and its
-//! curvature near equal features is so large that the finite differences
-//! themselves are off by more than 1e-6. With few features the curvature is
-//! still large: plain central differences at the default h = 1e-5 missed
-//! the tolerance by their h² truncation error (failures shrank exactly as h²,
-//! which is how we know the analytic gradient is right), and even at
-//! h = 1e-6 one case was off by 1.07e-6 (4.23e-6 at h = 2e-6). So the check
-//! extrapolates (Richardson, `GradCheck::richardson`): the h² terms cancel,
-//! and the default step keeps rounding (eps/h, about 1e-10) far below the
-//! tolerance, which a smaller step combined with extrapolation did not.
-//! For the same reason the layer norms use ε = 1e-3: a token whose few
-//! features happen to be nearly equal otherwise gets a gain of several
+//! curvature near equal features is too large for finite differences to
+//! resolve to 1e-6. With few features the curvature is still large, so the
+//! check uses Richardson extrapolation (`GradCheck::richardson`: central
+//! differences at h and h/2 combined so that the h² truncation cancels) at
+//! the default step, which keeps rounding (eps/h, about 1e-10) far below the
+//! tolerance. The layer norms use ε = 1e-3 for the same reason: a token whose
+//! few features are nearly equal would otherwise get a gain of several
 //! hundred, and gradients of that size need a smaller step than rounding
 //! allows.
 
