@@ -4,7 +4,7 @@ use addmul_core::{Float, Init, Layer, Matrix, Op, Param, Parameters, Rng, gemm, 
 use addmul_dropout::{DropoutMask, Dropper};
 use addmul_embedding::Embedding;
 use addmul_layernorm::{LayerNorm, LayerNormCache};
-use addmul_multihead::{KvCache, MultiHeadAttention, MultiHeadCache, MultiHeadConfig};
+use addmul_multihead::{KvCache, LayerCaches, MultiHeadAttention, MultiHeadCache, MultiHeadConfig};
 use addmul_nn::{Linear, Mlp, MlpCache};
 use addmul_posenc::LearnedPositions;
 use addmul_residual::NormPlacement::Pre;
@@ -119,27 +119,7 @@ struct ForwardCache<T: Float> {
 
 /// The key/value caches of every block, for incremental decoding of one
 /// sequence.
-#[derive(Debug, Clone)]
-pub struct DecodeState<T: Float> {
-    caches: Vec<KvCache<T>>,
-}
-
-impl<T: Float> DecodeState<T> {
-    /// Tokens decoded so far (their positions are `0..len`).
-    pub fn len(&self) -> usize {
-        self.caches.first().map_or(0, KvCache::len)
-    }
-
-    /// `true` before the first token.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Forgets everything.
-    pub fn clear(&mut self) {
-        self.caches.iter_mut().for_each(KvCache::clear);
-    }
-}
+pub type DecodeState<T> = LayerCaches<T>;
 
 impl<T: Float> Gpt<T> {
     // ANCHOR: init
@@ -303,9 +283,7 @@ impl<T: Float> Gpt<T> {
     /// Empty key/value caches for decoding one sequence of up to `block_size`
     /// tokens.
     pub fn decode_state(&self) -> DecodeState<T> {
-        DecodeState {
-            caches: self.h.iter().map(|_| KvCache::new(self.config.n_embd, self.config.block_size)).collect(),
-        }
+        LayerCaches::new(self.h.len(), self.config.n_embd, self.config.block_size)
     }
 
     // ANCHOR: decode
@@ -329,7 +307,7 @@ impl<T: Float> Gpt<T> {
         let ids = self.check_ids(ids)?;
         let mut x = self.wte.forward(&ids)?;
         self.wpe.add_to(&mut x, ids.len(), start)?;
-        for (block, cache) in self.h.iter().zip(&mut state.caches) {
+        for (block, cache) in self.h.iter().zip(state.layers_mut()) {
             block.decode(&mut x, cache)?;
         }
         let last = x.columns(ids.len() - 1, 1).into_owned();

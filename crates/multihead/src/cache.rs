@@ -63,6 +63,41 @@ impl<T: Float> KvCache<T> {
     }
 }
 
+/// One [`KvCache`] per layer of a decoder stack: what incremental decoding
+/// of one sequence keeps (the GPT's and the Transformer decoder's state).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LayerCaches<T: Float> {
+    caches: Vec<KvCache<T>>,
+}
+
+impl<T: Float> LayerCaches<T> {
+    /// `layers` empty caches for a model of width `d_model`, up to
+    /// `capacity` tokens.
+    pub fn new(layers: usize, d_model: usize, capacity: usize) -> Self {
+        LayerCaches { caches: (0..layers).map(|_| KvCache::new(d_model, capacity)).collect() }
+    }
+
+    /// Tokens fed so far (the next one goes to this position).
+    pub fn len(&self) -> usize {
+        self.caches.first().map_or(0, KvCache::len)
+    }
+
+    /// `true` before the first token.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Forgets every token (keeps the memory).
+    pub fn clear(&mut self) {
+        self.caches.iter_mut().for_each(KvCache::clear);
+    }
+
+    /// The layers' caches, first layer first.
+    pub fn layers_mut(&mut self) -> &mut [KvCache<T>] {
+        &mut self.caches
+    }
+}
+
 /// Keys and values of an encoder output, projected once for every decoding
 /// step of a cross-attention (see `MultiHeadAttention::project_context`).
 #[derive(Debug, Clone, PartialEq)]

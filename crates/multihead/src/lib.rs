@@ -43,5 +43,5 @@ mod mha;
 
 pub use addmul_attention::AttentionGrads;
 pub use addmul_core::Error;
-pub use cache::{CrossKv, KvCache};
+pub use cache::{CrossKv, KvCache, LayerCaches};
 pub use mha::{MultiHeadAttention, MultiHeadCache, MultiHeadConfig};

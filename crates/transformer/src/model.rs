@@ -5,7 +5,7 @@ use addmul_core::{Float, Init, Matrix, Op, Param, Parameters, Rng, gemm, visit_c
 use addmul_dropout::{DropoutMask, Dropper};
 use addmul_embedding::Embedding;
 use addmul_layernorm::{LayerNorm, LayerNormCache};
-use addmul_multihead::{CrossKv, KvCache};
+use addmul_multihead::{CrossKv, LayerCaches};
 use addmul_nn::Linear;
 use addmul_posenc::{LearnedPositions, add_table, sinusoidal};
 use addmul_softmax::CrossEntropy;
@@ -244,22 +244,7 @@ impl<T: Float> Encoded<T> {
 }
 
 /// The decoder's key/value caches for one hypothesis being decoded.
-#[derive(Debug, Clone, PartialEq)]
-pub struct DecoderState<T: Float> {
-    caches: Vec<KvCache<T>>,
-}
-
-impl<T: Float> DecoderState<T> {
-    /// Tokens fed so far (the next one goes to this position).
-    pub fn len(&self) -> usize {
-        self.caches.first().map_or(0, KvCache::len)
-    }
-
-    /// `true` before the first token.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
+pub type DecoderState<T> = LayerCaches<T>;
 
 impl<T: Float> Transformer<T> {
     // ANCHOR: init
@@ -562,7 +547,7 @@ impl<T: Float> Transformer<T> {
     /// Empty key/value caches for decoding one hypothesis.
     pub fn decoder_state(&self) -> DecoderState<T> {
         let (d, len) = (self.config.d_model, self.config.max_len);
-        DecoderState { caches: self.decoder.iter().map(|_| KvCache::new(d, len)).collect() }
+        LayerCaches::new(self.decoder.len(), d, len)
     }
 
     // ANCHOR: decode_step
@@ -590,7 +575,7 @@ impl<T: Float> Transformer<T> {
             });
         }
         let mut y = self.embed(Side::Target, &[token as usize], 1, position)?;
-        for ((layer, cache), memory) in self.decoder.iter().zip(&mut state.caches).zip(&encoded.cross) {
+        for ((layer, cache), memory) in self.decoder.iter().zip(state.layers_mut()).zip(&encoded.cross) {
             layer.step(&mut y, cache, memory, self.config.norm)?;
         }
         let h = final_norm(&self.decoder_norm, y)?.0;
