@@ -1,5 +1,7 @@
-//! The `addmul` command's work, as library functions (the binary only parses
-//! arguments): `train`, `sample`, `tokenizer train` and `bench`.
+//! What the `addmul` command's subcommands do, as functions: [`train`],
+//! [`load`] and [`generate`], [`tokenizer_train`], [`bench`](fn@bench). Its
+//! arguments, and the one function the binary calls, are in
+//! [`crate::cli`].
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -7,7 +9,7 @@ use std::time::Instant;
 
 use addmul_gpt::checkpoint::resolve;
 use addmul_gpt::{
-    CheckpointPlan, EvalReport, Gpt, GptTrainConfig, GptTrainer, Observer, Sampler, SamplingConfig, StepReport,
+    CheckpointPlan, EvalReport, Gpt, GptTrainConfig, GptTrainer, Observer, Sampler, SamplingConfig, StepReport, TokenId,
 };
 use addmul_plot::{LineChart, Series};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -33,7 +35,8 @@ fn invalid(what: &str, problem: impl Into<String>) -> Error {
 /// override that is not valid TOML or names an unknown key.
 pub fn train_config(preset: &str, file: Option<&Path>, overrides: &[(String, String)]) -> Result<GptTrainConfig> {
     let base = GptTrainConfig::preset(preset)?;
-    let mut table = toml::Table::try_from(&base).map_err(|e| invalid("preset", e.to_string()))?;
+    let preset_table = toml::Table::try_from(&base).map_err(|e| invalid("preset", e.to_string()))?;
+    let mut table = preset_table.clone();
     if let Some(path) = file {
         let text = std::fs::read_to_string(path).map_err(io(format!("reading {}", path.display())))?;
         let from_file: toml::Table =
@@ -47,7 +50,20 @@ pub fn train_config(preset: &str, file: Option<&Path>, overrides: &[(String, Str
             .map_err(|e: toml::de::Error| invalid(&format!("--{key}"), e.to_string()))?;
         table.extend(parsed);
     }
-    toml::Value::Table(table).try_into().map_err(|e: toml::de::Error| invalid("configuration", e.message().to_string()))
+    let parse = |table: toml::Table| toml::Value::Table(table).try_into::<GptTrainConfig>();
+    parse(table.clone()).map_err(|e| {
+        // Name the first key whose value does not fit even on its own.
+        let fits = |key: &String, value: &toml::Value| {
+            let mut one = preset_table.clone();
+            one.insert(key.clone(), value.clone());
+            parse(one).is_ok()
+        };
+        let what = table
+            .iter()
+            .find(|(key, value)| !fits(key, value))
+            .map_or_else(|| "configuration".to_string(), |(key, _)| format!("configuration key `{key}`"));
+        invalid(&what, e.message().to_string())
+    })
 }
 
 /// What `addmul train` does.
@@ -55,8 +71,10 @@ pub fn train_config(preset: &str, file: Option<&Path>, overrides: &[(String, Str
 pub struct TrainOptions {
     /// The configuration.
     pub config: GptTrainConfig,
-    /// The text file (else tinyshakespeare, else the book's text).
+    /// The text file (else `remote`, else the book's text).
     pub data: Option<PathBuf>,
+    /// The text without `data`: tinyshakespeare's address and cache file.
+    pub remote: corpus::Remote,
     /// The run folder for checkpoints, the log and the loss curve.
     pub out: PathBuf,
     /// Continue the run in `out` instead of starting a new one.
@@ -125,22 +143,46 @@ impl Observer for Progress {
     }
 }
 
-/// The median of `xs` (0 for none).
-fn median(mut xs: Vec<f64>) -> f64 {
-    if xs.is_empty() {
-        return 0.0;
+/// Measurements, sorted, to read percentiles from.
+#[derive(Debug, Clone)]
+struct Percentiles(Vec<f64>);
+
+impl Percentiles {
+    /// Sorts `xs`.
+    fn new(mut xs: Vec<f64>) -> Self {
+        xs.sort_by(f64::total_cmp);
+        Percentiles(xs)
     }
-    xs.sort_by(f64::total_cmp);
-    xs[xs.len() / 2]
+
+    /// The `q`-quantile (`q` in 0..=1) by nearest rank: the measurement at
+    /// `round((n - 1) q)` from the smallest; 0 for no measurements.
+    fn at(&self, q: f64) -> f64 {
+        self.0.get(((self.0.len() as f64 - 1.0) * q).round() as usize).copied().unwrap_or(0.0)
+    }
+
+    /// The median (for an even count, the upper of the two middle values).
+    fn median(&self) -> f64 {
+        self.at(0.5)
+    }
+
+    /// How many measurements.
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// The measurements, smallest first.
+    fn into_sorted(self) -> Vec<f64> {
+        self.0
+    }
 }
 
-/// Trains a GPT as `options` say, printing through `say`; returns the run
-/// folder.
+/// Trains a GPT as `options` say, printing progress through `say` and the
+/// sample after training to `out`; returns the run folder.
 ///
 /// # Errors
 /// A corpus, tokenizer, configuration, training or checkpoint error.
-pub fn train(options: &TrainOptions, mut say: impl FnMut(&str) + 'static) -> Result<PathBuf> {
-    let corpus = corpus::load(options.data.as_deref(), &mut say)?;
+pub fn train(options: &TrainOptions, out: &mut dyn Write, mut say: impl FnMut(&str) + 'static) -> Result<PathBuf> {
+    let corpus = corpus::load_or(options.data.as_deref(), &options.remote, &mut say)?;
     std::fs::create_dir_all(&options.out).map_err(io(format!("creating {}", options.out.display())))?;
     let (tokenizer, mut trainer) = if options.resume {
         let dir = resolve(&options.out)?;
@@ -207,8 +249,9 @@ pub fn train(options: &TrainOptions, mut say: impl FnMut(&str) + 'static) -> Res
     result?;
 
     // A summary, and the loss curve.
-    let times: Vec<f64> = progress.steps.iter().skip(20).map(|s| s.seconds).collect();
-    let ms = median(times) * 1000.0;
+    // Not the first 20 steps (or the first half of a shorter run): they warm up.
+    let warm = 20.min(progress.steps.len() / 2);
+    let ms = Percentiles::new(progress.steps.iter().skip(warm).map(|s| s.seconds).collect()).median() * 1000.0;
     let tokens_per_step = (config.batch_size * config.block_size * config.grad_accum) as f64;
     if let Some(last) = trainer.evals().last() {
         (progress.say)(&format!(
@@ -234,10 +277,9 @@ pub fn train(options: &TrainOptions, mut say: impl FnMut(&str) + 'static) -> Res
     if options.sample_chars > 0 {
         (progress.say)("sample:");
         let prompt = corpus.text.chars().next().map(String::from).unwrap_or_else(|| "\n".into());
-        let mut stdout = std::io::stdout().lock();
         let options =
             SampleOptions { prompt, max_tokens: options.sample_chars, stops: Vec::new(), ..SampleOptions::default() };
-        generate(trainer.model(), &tokenizer, &options, &mut stdout)?;
+        generate(trainer.model(), &tokenizer, &options, out)?;
     }
     Ok(options.out.clone())
 }
@@ -350,6 +392,8 @@ pub fn tokenizer_train(data: &Path, kind: TokenizerKind, vocab_size: usize, out:
 pub struct BenchOptions {
     /// The text (default: tinyshakespeare as `addmul train` finds it).
     pub data: Option<PathBuf>,
+    /// The text without `data`: tinyshakespeare's address and cache file.
+    pub remote: corpus::Remote,
     /// Steps of the cpu-small run (nanoGPT's 2000 for the quality figure).
     pub iters: u64,
     /// Worker threads (0: one per core).
@@ -431,6 +475,26 @@ fn cpu_times() -> (f64, f64) {
     (machine, own)
 }
 
+impl SpeedReport {
+    /// A configuration's speed from its step times in milliseconds, with
+    /// `tokens` and `flops` per step.
+    fn new(name: &str, times_ms: Percentiles, tokens: usize, flops: f64, other_load: f64) -> Self {
+        let median_ms = times_ms.median();
+        SpeedReport {
+            name: name.to_string(),
+            steps: times_ms.len(),
+            median_ms,
+            p10_ms: times_ms.at(0.1),
+            p90_ms: times_ms.at(0.9),
+            tokens_per_s: tokens as f64 / (median_ms / 1000.0),
+            gflops: flops / (median_ms / 1000.0) / 1e9,
+            other_load,
+        }
+    }
+}
+
+/// Times `steps` training steps (`each` sees every one); the first `skip`
+/// are left out of the percentiles.
 fn speed(
     name: &str,
     trainer: &mut GptTrainer,
@@ -452,22 +516,172 @@ fn speed(
     let wall = t0.elapsed().as_secs_f64();
     let (m1, o1) = cpu_times();
     let other_load = (((m1 - m0) - (o1 - o0)) / (wall * cores)).clamp(0.0, 1.0);
-    let mut timed: Vec<f64> = times.into_iter().skip(skip).collect();
-    timed.sort_by(f64::total_cmp);
-    let pick = |q: f64| timed.get(((timed.len() as f64 - 1.0) * q).round() as usize).copied().unwrap_or(0.0);
-    let median_ms = pick(0.5);
-    let config = trainer.config();
+    let flops = trainer.model().config().training_flops(tokens, trainer.config().block_size);
+    Ok(SpeedReport::new(name, Percentiles::new(times.into_iter().skip(skip).collect()), tokens, flops, other_load))
+}
+
+/// What [`train_between_evals`] measured.
+struct Stretches {
+    /// At the start, then after every stretch.
+    evals: Vec<EvalReport>,
+    /// Every step's milliseconds.
+    times_ms: Vec<f64>,
+    /// Every stretch's share of the machine used by other processes.
+    other_loads: Vec<f64>,
+}
+
+/// Trains to `max_iters`, evaluating at the start, every `eval_interval`
+/// steps and at the end. Evaluations are not timed: the steps run in timed
+/// stretches between them.
+fn train_between_evals(trainer: &mut GptTrainer, say: &mut dyn FnMut(&str)) -> Result<Stretches> {
+    let (iters, interval) = (trainer.config().max_iters, trainer.config().eval_interval);
+    let mut run = Stretches { evals: vec![trainer.evaluate()?], times_ms: Vec::new(), other_loads: Vec::new() };
+    for next in (1..=iters).filter(|s| s % interval == 0 || *s == iters) {
+        let steps = next - trainer.steps_taken();
+        let r = speed("cpu-small", trainer, steps, 0, |s| run.times_ms.push(s.seconds * 1000.0))?;
+        run.other_loads.push(r.other_load);
+        let e = trainer.evaluate()?;
+        say(&format!(
+            "step {:>5}: validation loss {:.4} ({:.1} ms per step in this stretch)",
+            e.step, e.val_loss, r.median_ms
+        ));
+        run.evals.push(e);
+    }
+    Ok(run)
+}
+
+/// The cpu-small run of [`bench`]: the trained model, its speed and its
+/// evaluations.
+struct CpuSmallRun {
+    trainer: GptTrainer,
+    speed: SpeedReport,
+    evals: Vec<EvalReport>,
+}
+
+/// Trains cpu-small for `options.iters` steps; its speed is taken over all
+/// steps but the first 20 (or the first half of a shorter run).
+fn bench_cpu_small(
+    options: &BenchOptions,
+    vocab: usize,
+    ids: &[TokenId],
+    say: &mut dyn FnMut(&str),
+) -> Result<CpuSmallRun> {
+    let base = GptTrainConfig::cpu_small();
+    let warmup_iters = base.warmup_iters.min(options.iters);
+    let config = GptTrainConfig { max_iters: options.iters, warmup_iters, threads: options.threads, ..base };
+    let mut trainer = GptTrainer::new(config.clone(), vocab, ids)?;
+    say(&format!("cpu-small: {} steps on {} threads", options.iters, trainer.threads()));
+    let run = train_between_evals(&mut trainer, say)?;
+    if run.other_loads.is_empty() {
+        return Err(invalid("--iters", "must be at least 1"));
+    }
+    let warm = 20.min(run.times_ms.len() / 2);
+    let timed = Percentiles::new(run.times_ms.into_iter().skip(warm).collect());
+    let tokens = config.batch_size * config.block_size;
     let flops = trainer.model().config().training_flops(tokens, config.block_size);
-    Ok(SpeedReport {
-        name: name.to_string(),
-        steps: timed.len(),
-        median_ms,
-        p10_ms: pick(0.1),
-        p90_ms: pick(0.9),
-        tokens_per_s: tokens as f64 / (median_ms / 1000.0),
-        gflops: flops / (median_ms / 1000.0) / 1e9,
-        other_load,
-    })
+    let other_load = run.other_loads.iter().sum::<f64>() / run.other_loads.len().max(1) as f64;
+    let speed = SpeedReport::new("cpu-small", timed, tokens, flops, other_load);
+    Ok(CpuSmallRun { trainer, speed, evals: run.evals })
+}
+
+/// Rounds of the sampling speed; their median is reported.
+const SAMPLE_ROUNDS: usize = 5;
+
+/// What [`bench_sampling`] measured.
+struct SamplingSpeed {
+    /// The median round's tokens per second.
+    tokens_per_s: f64,
+    /// Every round's tokens per second, slowest first.
+    rounds: Vec<f64>,
+    /// The first round's text.
+    sample: String,
+}
+
+/// Sampling speed: batch 1, temperature 1, with the key/value cache. The
+/// median of [`SAMPLE_ROUNDS`] rounds of `tokens` tokens each (one round takes
+/// a fraction of a second, and the machine's speed drifts); the first round's
+/// text is kept as the sample.
+fn bench_sampling(
+    model: &Gpt<f32>,
+    tokenizer: &TextTokenizer,
+    tokens: usize,
+    say: &mut dyn FnMut(&str),
+) -> Result<SamplingSpeed> {
+    let prompt = tokenizer.as_dyn().encode("\n")?;
+    let mut sampler = Sampler::new(model, &prompt, SamplingConfig { seed: 7, ..SamplingConfig::default() })?;
+    for _ in 0..20 {
+        sampler.next_token()?;
+    }
+    let mut sampled = Vec::with_capacity(tokens);
+    let mut rounds = Vec::with_capacity(SAMPLE_ROUNDS);
+    for round in 0..SAMPLE_ROUNDS {
+        let t0 = Instant::now();
+        for _ in 0..tokens {
+            let token = sampler.next_token()?;
+            if round == 0 {
+                sampled.push(token);
+            }
+        }
+        rounds.push(tokens as f64 / t0.elapsed().as_secs_f64());
+    }
+    let rounds = Percentiles::new(rounds);
+    let tokens_per_s = rounds.median();
+    let sample = tokenizer.as_dyn().decode(&sampled)?;
+    say(&format!(
+        "sampling: {tokens_per_s:.0} tokens/s with the cache, batch 1 (median of {SAMPLE_ROUNDS} rounds of {tokens}; \
+         slowest {:.0}, fastest {:.0})",
+        rounds.at(0.0),
+        rounds.at(1.0)
+    ));
+    Ok(SamplingSpeed { tokens_per_s, rounds: rounds.into_sorted(), sample })
+}
+
+/// The larger configuration of [`bench`]: 6 layers, 6 heads, 384
+/// dimensions, block 256, cpu-small's batch; `large_iters` steps are timed
+/// after 5 untimed ones.
+fn large_config(large_iters: u64, threads: usize) -> GptTrainConfig {
+    GptTrainConfig {
+        n_layer: 6,
+        n_head: 6,
+        n_embd: 384,
+        block_size: 256,
+        max_iters: large_iters + 5,
+        warmup_iters: 5,
+        threads,
+        ..GptTrainConfig::cpu_small()
+    }
+}
+
+/// Times [`large_config`]'s steps.
+fn bench_large(
+    config: GptTrainConfig,
+    vocab: usize,
+    ids: &[TokenId],
+    say: &mut dyn FnMut(&str),
+) -> Result<SpeedReport> {
+    let steps = config.max_iters;
+    let mut trainer = GptTrainer::new(config, vocab, ids)?;
+    let r = speed("6 layers, 6 heads, 384 dims, block 256, batch 12", &mut trainer, steps, 5, |_| {})?;
+    say(&format!(
+        "{}: {:.1} ms per step, {:.0} tokens/s, {:.1} GFLOP/s",
+        r.name, r.median_ms, r.tokens_per_s, r.gflops
+    ));
+    Ok(r)
+}
+
+/// The last line of [`bench`]: cpu-small's speed and final loss.
+fn bench_summary(report: &BenchReport) -> String {
+    let c = &report.cpu_small;
+    format!(
+        "cpu-small: median {:.1} ms per step (p10 {:.1}, p90 {:.1}), {:.0} tokens/s, {:.1} GFLOP/s; final validation loss {:.4}; other processes used {:.0}% of the machine",
+        c.median_ms,
+        c.p10_ms,
+        c.p90_ms,
+        c.tokens_per_s,
+        c.gflops,
+        report.evals.last().map_or(f64::NAN, |e| e.val_loss),
+        100.0 * c.other_load
+    )
 }
 
 /// Trains `cpu-small` on a text, timing every step and measuring validation
@@ -477,140 +691,31 @@ fn speed(
 /// # Errors
 /// A corpus, tokenizer or training error.
 pub fn bench(options: &BenchOptions, mut say: impl FnMut(&str)) -> Result<BenchReport> {
-    let corpus = corpus::load(options.data.as_deref(), &mut say)?;
+    let corpus = corpus::load_or(options.data.as_deref(), &options.remote, &mut say)?;
     let tokenizer = TextTokenizer::train(TokenizerKind::Char, &corpus.text, 0)?;
     let ids = tokenizer.as_dyn().encode(&corpus.text)?;
     let vocab = tokenizer.as_dyn().vocab_size();
-
-    let base = GptTrainConfig::cpu_small();
-    let warmup_iters = base.warmup_iters.min(options.iters);
-    let config = GptTrainConfig { max_iters: options.iters, warmup_iters, threads: options.threads, ..base };
-    // The larger configuration is only timed; build it first so that a
+    // The larger configuration is only timed; check it first so that a
     // mistake in it shows before the long run, not after.
-    let large_config = GptTrainConfig {
-        n_layer: 6,
-        n_head: 6,
-        n_embd: 384,
-        block_size: 256,
-        max_iters: options.large_iters + 5,
-        warmup_iters: 5,
-        threads: options.threads,
-        ..GptTrainConfig::cpu_small()
-    };
+    let large_config = large_config(options.large_iters, options.threads);
     if options.large_iters > 0 {
         large_config.validate(vocab)?;
     }
-    let mut trainer = GptTrainer::new(config.clone(), vocab, &ids)?;
-    say(&format!("cpu-small: {} steps on {} threads", options.iters, trainer.threads()));
-    trainer.evaluate()?;
-    let mut evals_due: Vec<u64> =
-        (1..=options.iters).filter(|s| s % config.eval_interval == 0 || *s == options.iters).collect();
-    evals_due.reverse();
-    let mut eval_reports = vec![*trainer.evals().last().expect("evaluated")];
-    // Evaluations are not timed: run the steps in stretches between them.
-    let mut cpu_small: Option<SpeedReport> = None;
-    let mut all_times = Vec::new();
-    let mut other = Vec::new();
-    while let Some(next) = evals_due.pop() {
-        let steps = next - trainer.steps_taken();
-        let r = speed("cpu-small", &mut trainer, steps, 0, |s| all_times.push(s.seconds * 1000.0))?;
-        other.push(r.other_load);
-        let e = trainer.evaluate()?;
-        say(&format!(
-            "step {:>5}: validation loss {:.4} ({:.1} ms per step in this stretch)",
-            e.step, e.val_loss, r.median_ms
-        ));
-        eval_reports.push(e);
-        cpu_small = Some(r);
-    }
-    let warm = 20.min(all_times.len() / 2);
-    let mut timed: Vec<f64> = all_times.into_iter().skip(warm).collect();
-    timed.sort_by(f64::total_cmp);
-    let pick = |q: f64| timed.get(((timed.len() as f64 - 1.0) * q).round() as usize).copied().unwrap_or(0.0);
-    let median_ms = pick(0.5);
-    let tokens = config.batch_size * config.block_size;
-    let mut cpu_small = cpu_small.ok_or_else(|| invalid("--iters", "must be at least 1"))?;
-    cpu_small.steps = timed.len();
-    cpu_small.median_ms = median_ms;
-    cpu_small.p10_ms = pick(0.1);
-    cpu_small.p90_ms = pick(0.9);
-    cpu_small.tokens_per_s = tokens as f64 / (median_ms / 1000.0);
-    cpu_small.gflops = trainer.model().config().training_flops(tokens, config.block_size) / (median_ms / 1000.0) / 1e9;
-    cpu_small.other_load = other.iter().sum::<f64>() / other.len().max(1) as f64;
-
-    // Sampling speed: batch 1, temperature 1, with the key/value cache. The
-    // median of SAMPLE_ROUNDS rounds of `sample_tokens` tokens each (one
-    // round takes a fraction of a second, and the machine's speed drifts);
-    // the first round's text is kept as the sample.
-    const SAMPLE_ROUNDS: usize = 5;
-    let prompt = tokenizer.as_dyn().encode("\n")?;
-    let sampling = SamplingConfig { seed: 7, ..SamplingConfig::default() };
-    let mut sampler = Sampler::new(trainer.model(), &prompt, sampling)?;
-    for _ in 0..20 {
-        sampler.next_token()?;
-    }
-    let mut sampled = Vec::with_capacity(options.sample_tokens);
-    let mut rounds = Vec::with_capacity(SAMPLE_ROUNDS);
-    for round in 0..SAMPLE_ROUNDS {
-        let t0 = Instant::now();
-        for _ in 0..options.sample_tokens {
-            let token = sampler.next_token()?;
-            if round == 0 {
-                sampled.push(token);
-            }
-        }
-        rounds.push(options.sample_tokens as f64 / t0.elapsed().as_secs_f64());
-    }
-    rounds.sort_by(f64::total_cmp);
-    let sample_tokens_per_s = rounds[SAMPLE_ROUNDS / 2];
-    let sample = tokenizer.as_dyn().decode(&sampled)?;
-    say(&format!(
-        "sampling: {sample_tokens_per_s:.0} tokens/s with the cache, batch 1 (median of {SAMPLE_ROUNDS} rounds of {}; \
-         slowest {:.0}, fastest {:.0})",
-        options.sample_tokens,
-        rounds[0],
-        rounds[SAMPLE_ROUNDS - 1]
-    ));
-
-    let large = if options.large_iters > 0 {
-        let mut trainer = GptTrainer::new(large_config, vocab, &ids)?;
-        let r = speed(
-            "6 layers, 6 heads, 384 dims, block 256, batch 12",
-            &mut trainer,
-            options.large_iters + 5,
-            5,
-            |_| {},
-        )?;
-        say(&format!(
-            "{}: {:.1} ms per step, {:.0} tokens/s, {:.1} GFLOP/s",
-            r.name, r.median_ms, r.tokens_per_s, r.gflops
-        ));
-        Some(r)
-    } else {
-        None
-    };
+    let cpu_small = bench_cpu_small(options, vocab, &ids, &mut say)?;
+    let sampling = bench_sampling(cpu_small.trainer.model(), &tokenizer, options.sample_tokens, &mut say)?;
+    let large = (options.large_iters > 0).then(|| bench_large(large_config, vocab, &ids, &mut say)).transpose()?;
     let report = BenchReport {
         date: crate::demos::utc_date(),
         command: std::env::args().collect::<Vec<_>>().join(" "),
         corpus: format!("{:?}", corpus.source),
-        threads: trainer.threads(),
-        cpu_small,
-        evals: eval_reports,
-        sample_tokens_per_s,
-        sample_rounds: rounds,
-        sample,
+        threads: cpu_small.trainer.threads(),
+        cpu_small: cpu_small.speed,
+        evals: cpu_small.evals,
+        sample_tokens_per_s: sampling.tokens_per_s,
+        sample_rounds: sampling.rounds,
+        sample: sampling.sample,
         large,
     };
-    let c = &report.cpu_small;
-    say(&format!(
-        "cpu-small: median {:.1} ms per step (p10 {:.1}, p90 {:.1}), {:.0} tokens/s, {:.1} GFLOP/s; final validation loss {:.4}; other processes used {:.0}% of the machine",
-        c.median_ms,
-        c.p10_ms,
-        c.p90_ms,
-        c.tokens_per_s,
-        c.gflops,
-        report.evals.last().map_or(f64::NAN, |e| e.val_loss),
-        100.0 * c.other_load
-    ));
+    say(&bench_summary(&report));
     Ok(report)
 }

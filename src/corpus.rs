@@ -5,6 +5,7 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+use addmul_gpt::GptError;
 use sha2::{Digest, Sha256};
 
 /// The canonical address of tinyshakespeare (Karpathy's char-rnn repository).
@@ -112,8 +113,11 @@ pub fn read_text(path: &Path) -> Result<String, CorpusError> {
         .map_err(|e| CorpusError::NotUtf8 { path: path.to_path_buf(), offset: e.utf8_error().valid_up_to() })
 }
 
-/// Downloads `url` into `dest` if its SHA-256 is `sha256`: the bytes go to a
-/// temporary file that is renamed into place only after the check.
+/// Downloads `url` into `dest` if its SHA-256 is `sha256`: the bytes are
+/// checked in memory, then written to a temporary file beside `dest`, synced
+/// and renamed into place
+/// ([`write_atomically`](addmul_gpt::checkpoint::write_atomically)), so that
+/// `dest` is never a partial file.
 ///
 /// # Errors
 /// [`CorpusError::Download`] for a network or HTTP error,
@@ -131,9 +135,36 @@ pub fn fetch(url: &str, sha256: &str, dest: &Path) -> Result<(), CorpusError> {
     }
     let dir = dest.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(io("creating", dir))?;
-    let tmp = dir.join(format!(".download-{}", std::process::id()));
-    std::fs::write(&tmp, &bytes).map_err(io("writing", &tmp))?;
-    std::fs::rename(&tmp, dest).map_err(io("renaming into place", dest))
+    addmul_gpt::checkpoint::write_atomically(dest, &bytes).map_err(|e| match e {
+        GptError::Io { action, path, source } => CorpusError::Io { action, path, source },
+        other => CorpusError::Io { action: "saving", path: dest.to_path_buf(), source: std::io::Error::other(other) },
+    })
+}
+
+/// Where the default corpus comes from when no file is given: an address,
+/// the SHA-256 of what it serves, and the file it is cached in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Remote {
+    /// The text's name, for messages.
+    pub name: String,
+    /// The address.
+    pub url: String,
+    /// The SHA-256 of the text, in lower-case hex.
+    pub sha256: String,
+    /// The cache file.
+    pub cache: PathBuf,
+}
+
+impl Remote {
+    /// tinyshakespeare, cached as `tinyshakespeare.txt` in [`cache_dir`].
+    pub fn tinyshakespeare() -> Self {
+        Remote {
+            name: "tinyshakespeare".into(),
+            url: TINYSHAKESPEARE_URL.into(),
+            sha256: TINYSHAKESPEARE_SHA256.into(),
+            cache: cache_dir().join("tinyshakespeare.txt"),
+        }
+    }
 }
 
 /// The corpus for a training run: `data` if given; else tinyshakespeare from
@@ -143,27 +174,37 @@ pub fn fetch(url: &str, sha256: &str, dest: &Path) -> Result<(), CorpusError> {
 /// # Errors
 /// Only for a given `data` file that cannot be read as UTF-8 text.
 pub fn load(data: Option<&Path>, say: &mut dyn FnMut(&str)) -> Result<Corpus, CorpusError> {
+    load_or(data, &Remote::tinyshakespeare(), say)
+}
+
+/// [`load`] with another default text than tinyshakespeare: `data` if given;
+/// else `remote`'s cache file if its digest matches; else `remote` downloaded
+/// into its cache; else the book's own text.
+///
+/// # Errors
+/// Only for a given `data` file that cannot be read as UTF-8 text.
+pub fn load_or(data: Option<&Path>, remote: &Remote, say: &mut dyn FnMut(&str)) -> Result<Corpus, CorpusError> {
     if let Some(path) = data {
         let text = read_text(path)?;
         say(&format!("corpus: {} ({} characters)", path.display(), text.chars().count()));
         return Ok(Corpus { text, source: Source::File(path.to_path_buf()) });
     }
-    let cached = cache_dir().join("tinyshakespeare.txt");
-    if let Ok(text) = read_text(&cached)
-        && sha256_hex(text.as_bytes()) == TINYSHAKESPEARE_SHA256
+    let Remote { name, url, sha256, cache } = remote;
+    if let Ok(text) = read_text(cache)
+        && sha256_hex(text.as_bytes()) == *sha256
     {
-        say(&format!("corpus: tinyshakespeare from the cache, {}", cached.display()));
-        return Ok(Corpus { text, source: Source::Cached(cached) });
+        say(&format!("corpus: {name} from the cache, {}", cache.display()));
+        return Ok(Corpus { text, source: Source::Cached(cache.clone()) });
     }
-    say(&format!("corpus: downloading tinyshakespeare from {TINYSHAKESPEARE_URL}"));
-    match fetch(TINYSHAKESPEARE_URL, TINYSHAKESPEARE_SHA256, &cached).and_then(|()| read_text(&cached)) {
+    say(&format!("corpus: downloading {name} from {url}"));
+    match fetch(url, sha256, cache).and_then(|()| read_text(cache)) {
         Ok(text) => {
-            say(&format!("corpus: saved to {}", cached.display()));
-            Ok(Corpus { text, source: Source::Downloaded(cached) })
+            say(&format!("corpus: saved to {}", cache.display()));
+            Ok(Corpus { text, source: Source::Downloaded(cache.clone()) })
         }
         Err(e) => {
             say(&format!(
-                "corpus: could not get tinyshakespeare ({e}); training on this project's own book instead \
+                "corpus: could not get {name} ({e}); training on this project's own book instead \
                  ({} characters, built into the program). Pass --data FILE to train on a text of your choice.",
                 book_text().chars().count()
             ));

@@ -43,6 +43,7 @@ pub use addmul_train as train;
 pub use addmul_transformer as transformer;
 
 pub mod app;
+pub mod cli;
 pub mod corpus;
 pub mod demos;
 pub mod text;

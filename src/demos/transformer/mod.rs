@@ -1,6 +1,6 @@
 //! Chapter 15: the encoder-decoder Transformer on the copy task and on
 //! English-to-German number words, and the article's contrast, a
-//! decoder-only GPT given "source <SEP> target" on the same data.
+//! decoder-only GPT given `source <SEP> target` on the same data.
 //!
 //! One file a task or concern: `copy` (copy random sequences), `numbers`
 //! (translate number words), `gpt_contrast` (the decoder-only GPT on the

@@ -39,7 +39,7 @@ pub struct NumbersOptions {
     pub threads: usize,
     /// Seed of the split, the weights and the training numbers.
     pub seed: u64,
-    /// Also train a decoder-only GPT on "English <sep> German" with the same
+    /// Also train a decoder-only GPT on `English <sep> German` with the same
     /// data, steps and schedule.
     pub gpt: bool,
     /// Print every `progress_every`-th step, with the greedy accuracy on the

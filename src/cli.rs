@@ -1,0 +1,306 @@
+//! The `addmul` command's arguments ([`Cli`]), what they choose
+//! ([`TrainArgs::options`], ...), and [`run`], which hands them to the
+//! functions in [`crate::app`]: tests parse arguments and call [`run`] the
+//! way a user does; the binary only calls [`run`].
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use addmul_gpt::SamplingConfig;
+
+use crate::app::{
+    BenchOptions, SampleOptions, TrainOptions, bench, generate, load, tokenizer_train, train, train_config,
+};
+use crate::text::TokenizerKind;
+use crate::{Error, Result, corpus};
+
+fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
+    let context = context.into();
+    move |source| Error::Io { context, source }
+}
+
+/// Large language models from addition and multiplication.
+#[derive(Debug, Parser)]
+#[command(name = "addmul", version, about, long_about = None)]
+pub struct Cli {
+    /// The subcommand.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands of `addmul`.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Train a GPT on a text (tinyshakespeare unless --data is given), then
+    /// print a sample.
+    Train(TrainArgs),
+    /// Continue a trained model's text.
+    Sample(SampleArgs),
+    /// Tokenizers.
+    #[command(subcommand)]
+    Tokenizer(TokenizerCommand),
+    /// Measure: cpu-small's quality and speed on a text, sampling speed, and a
+    /// larger configuration's speed; writes a JSON report.
+    Bench(BenchArgs),
+    /// Chapters 1-2: the article's leaf/flower network, then learning its
+    /// weights, overfitting and early stopping.
+    LeafFlower {
+        /// Seed for the well-behaved training run.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Write the chapter's figures (SVG) into this folder.
+        #[arg(long, value_name = "DIR")]
+        figures: Option<PathBuf>,
+        /// Print the losses every N epochs.
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+        every: u64,
+    },
+    /// Chapter 15: the encoder-decoder Transformer on the copy task and on
+    /// translating numbers from English into German words.
+    #[command(subcommand)]
+    Transformer(TransformerCommand),
+    /// Chapter 3: the article's first language model, 12 characters in, the
+    /// next one out.
+    CharModel {
+        /// A text to train on (default: the built-in nursery rhymes).
+        #[arg(long, value_name = "FILE")]
+        data: Option<PathBuf>,
+        /// Training epochs.
+        #[arg(long)]
+        epochs: Option<usize>,
+    },
+}
+
+/// The subcommands of `addmul transformer`.
+#[derive(Debug, Subcommand)]
+pub enum TransformerCommand {
+    /// Learn to copy random sequences of the symbols 1 to 10, then copy
+    /// held-out sequences with greedy decoding.
+    Copy(crate::demos::CopyArgs),
+    /// Learn to translate numbers (0 to 999,999) from English into German
+    /// words; test greedy and beam decoding on numbers never seen in
+    /// training; compare with a decoder-only GPT.
+    Numbers(crate::demos::NumbersArgs),
+}
+
+/// The subcommands of `addmul tokenizer`.
+#[derive(Debug, Subcommand)]
+pub enum TokenizerCommand {
+    /// Train a tokenizer on a text file and save it as JSON.
+    Train {
+        /// The text.
+        #[arg(long, value_name = "FILE")]
+        data: PathBuf,
+        /// `char` or `bpe`.
+        #[arg(long, default_value = "bpe")]
+        kind: TokenizerKind,
+        /// Vocabulary size (BPE).
+        #[arg(long, default_value_t = 4096)]
+        vocab_size: usize,
+        /// Where to save it.
+        #[arg(long, value_name = "FILE", default_value = "tokenizer.json")]
+        out: PathBuf,
+    },
+}
+
+/// The arguments of `addmul train`.
+#[derive(Debug, Clone, Args)]
+pub struct TrainArgs {
+    /// A named configuration: cpu-small, shakespeare-char or tiny.
+    #[arg(long, default_value = "cpu-small")]
+    pub preset: String,
+    /// A TOML file whose keys override the preset's.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Any configuration key, overriding preset and file: --set lr=3e-4.
+    #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    pub set: Vec<(String, String)>,
+    /// Optimizer steps.
+    #[arg(long)]
+    pub max_iters: Option<u64>,
+    /// Windows per batch.
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Worker threads (0: one per core).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Random seed.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// The text to train on (default: tinyshakespeare, downloaded once; the
+    /// book's own text when offline).
+    #[arg(long, value_name = "FILE")]
+    pub data: Option<PathBuf>,
+    /// The run folder (default: runs/<preset>).
+    #[allow(rustdoc::invalid_html_tags, reason = "the text is also `--help`'s, where <preset> reads as meant")]
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Continue the run in --out from its latest checkpoint.
+    #[arg(long)]
+    pub resume: bool,
+    /// `char` (default) or `bpe`.
+    #[arg(long, default_value = "char")]
+    pub tokenizer: TokenizerKind,
+    /// BPE vocabulary size.
+    #[arg(long, default_value_t = 1024)]
+    pub vocab_size: usize,
+    /// Characters to sample after training (0: none).
+    #[arg(long, default_value_t = 500)]
+    pub sample: usize,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+impl TrainArgs {
+    /// What these arguments choose: the preset, then the `--config` file's
+    /// keys, then `--set`'s, then the named flags (`--max-iters`, ...), each
+    /// on top of the one before.
+    ///
+    /// # Errors
+    /// As [`train_config`].
+    pub fn options(&self) -> Result<TrainOptions> {
+        let mut overrides = self.set.clone();
+        let flags = [
+            ("max_iters", self.max_iters.map(|v| v.to_string())),
+            ("batch_size", self.batch_size.map(|v| v.to_string())),
+            ("threads", self.threads.map(|v| v.to_string())),
+            ("seed", self.seed.map(|v| v.to_string())),
+        ];
+        overrides.extend(flags.into_iter().filter_map(|(key, value)| Some((key.to_string(), value?))));
+        let config = train_config(&self.preset, self.config.as_deref(), &overrides)?;
+        Ok(TrainOptions {
+            config,
+            data: self.data.clone(),
+            remote: corpus::Remote::tinyshakespeare(),
+            out: self.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(&self.preset)),
+            resume: self.resume,
+            tokenizer: self.tokenizer,
+            vocab_size: self.vocab_size,
+            sample_chars: self.sample,
+            quiet: self.quiet,
+        })
+    }
+}
+
+/// The arguments of `addmul sample`.
+#[derive(Debug, Clone, Args)]
+pub struct SampleArgs {
+    /// A run folder (its latest checkpoint) or a checkpoint folder.
+    #[arg(long, value_name = "DIR", default_value = "runs/cpu-small")]
+    pub model: PathBuf,
+    /// The text to continue.
+    #[arg(long, default_value = "\n")]
+    pub prompt: String,
+    /// Tokens to generate.
+    #[arg(long, default_value_t = 500)]
+    pub tokens: usize,
+    /// Below 1: more predictable; above 1: more surprising; 0: always the
+    /// most likely token.
+    #[arg(long, default_value_t = 1.0)]
+    pub temperature: f64,
+    /// Sample only among the k most likely tokens.
+    #[arg(long)]
+    pub top_k: Option<usize>,
+    /// Sample only among the most likely tokens that make up probability p.
+    #[arg(long)]
+    pub top_p: Option<f64>,
+    /// Random seed.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Stop at this string (repeatable); it is not printed.
+    #[arg(long = "stop", value_name = "TEXT")]
+    pub stops: Vec<String>,
+}
+
+impl SampleArgs {
+    /// What these arguments choose (the model is [`SampleArgs::model`]).
+    pub fn options(&self) -> SampleOptions {
+        let sampling =
+            SamplingConfig { temperature: self.temperature, top_k: self.top_k, top_p: self.top_p, seed: self.seed };
+        SampleOptions { prompt: self.prompt.clone(), max_tokens: self.tokens, sampling, stops: self.stops.clone() }
+    }
+}
+
+/// The arguments of `addmul bench`.
+#[derive(Debug, Clone, Args)]
+pub struct BenchArgs {
+    /// The text (default: tinyshakespeare, as `train` finds it).
+    #[arg(long, value_name = "FILE")]
+    pub data: Option<PathBuf>,
+    /// cpu-small steps.
+    #[arg(long, default_value_t = 2000)]
+    pub iters: u64,
+    /// Worker threads (0: one per core).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+    /// Tokens per round of the sampling speed (median of five rounds).
+    #[arg(long, default_value_t = 1000)]
+    pub sample_tokens: usize,
+    /// Steps of the larger configuration (0: skip).
+    #[arg(long, default_value_t = 30)]
+    pub large_iters: u64,
+    /// Where to write the JSON report.
+    #[arg(long, value_name = "FILE", default_value = "bench.json")]
+    pub out: PathBuf,
+}
+
+impl BenchArgs {
+    /// What these arguments choose (the report goes to [`BenchArgs::out`]).
+    pub fn options(&self) -> BenchOptions {
+        let BenchArgs { ref data, iters, threads, sample_tokens, large_iters, out: _ } = *self;
+        let remote = corpus::Remote::tinyshakespeare();
+        BenchOptions { data: data.clone(), remote, iters, threads, sample_tokens, large_iters }
+    }
+}
+
+fn parse_key_value(s: &str) -> Result<(String, String), String> {
+    let (k, v) = s.split_once('=').ok_or_else(|| format!("`{s}`: expected KEY=VALUE"))?;
+    Ok((k.trim().to_string(), v.trim().to_string()))
+}
+
+/// Does what a command line asks: results (samples, the demos' output) go to
+/// `out`, progress and summaries to `say`.
+///
+/// # Errors
+/// Whatever the subcommand's function returns.
+pub fn run(cli: Cli, out: &mut dyn Write, mut say: impl FnMut(&str) + 'static) -> Result<()> {
+    match cli.command {
+        Command::Train(args) => {
+            train(&args.options()?, out, say)?;
+        }
+        Command::Sample(args) => {
+            let (model, tokenizer) = load(&args.model)?;
+            let options = args.options();
+            write!(out, "{}", options.prompt).map_err(io("writing the sample"))?;
+            generate(&model, &tokenizer, &options, out)?;
+        }
+        Command::Bench(args) => {
+            let report = bench(&args.options(), &mut say)?;
+            let json = serde_json::to_string_pretty(&report).expect("the report serialises") + "\n";
+            addmul_gpt::checkpoint::write_atomically(&args.out, json.as_bytes())?;
+            say(&format!("report: {}", args.out.display()));
+        }
+        Command::Tokenizer(TokenizerCommand::Train { data, kind, vocab_size, out: file }) => {
+            say(&tokenizer_train(&data, kind, vocab_size, &file)?);
+        }
+        Command::LeafFlower { seed, figures, every } => {
+            let options = crate::demos::LeafFlowerOptions { seed, figures, progress_every: every as usize };
+            crate::demos::leaf_flower(&options, out)?;
+        }
+        Command::Transformer(TransformerCommand::Copy(args)) => {
+            crate::demos::copy_task(&args.options(), out)?;
+        }
+        Command::Transformer(TransformerCommand::Numbers(args)) => {
+            let command = std::env::args().collect::<Vec<_>>().join(" ");
+            args.run(&command, out)?;
+        }
+        Command::CharModel { data, epochs } => {
+            let options = crate::demos::CharModelOptions { text: data, epochs, ..Default::default() };
+            crate::demos::char_model(&options, out)?;
+        }
+    }
+    Ok(())
+}
