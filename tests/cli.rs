@@ -3,9 +3,9 @@
 //! choose), on a tiny text in a temporary folder. A renamed flag, a wrong
 //! default or a wrong mapping fails here.
 
+mod common;
+
 use std::cell::RefCell;
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
@@ -16,6 +16,7 @@ use addmul::gpt::{GptError, GptTrainConfig};
 use addmul::text::{TextTokenizer, TokenizerKind};
 use addmul::{Error, Result};
 use clap::Parser;
+use common::serve_once;
 
 /// A folder of its own under the system's temporary folder, removed when
 /// dropped (also when the test fails).
@@ -141,24 +142,6 @@ fn logged_steps(run: &str) -> Vec<u64> {
         .filter(|v| v["type"] == "step")
         .map(|v| v["step"].as_u64().unwrap())
         .collect()
-}
-
-/// Serves one connection with `status` and `body`; returns the address.
-fn serve_once(status: &'static str, body: Vec<u8>) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    std::thread::spawn(move || {
-        let (mut stream, _) = listener.accept().unwrap();
-        let mut reader = BufReader::new(stream.try_clone().unwrap());
-        let mut line = String::new();
-        while reader.read_line(&mut line).unwrap() > 2 {
-            line.clear();
-        }
-        let head = format!("HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
-        stream.write_all(head.as_bytes()).unwrap();
-        stream.write_all(&body).unwrap();
-    });
-    format!("http://{addr}/input.txt")
 }
 
 /// tinyshakespeare's digest, but an address that answers 503 and a cache

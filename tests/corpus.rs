@@ -1,28 +1,11 @@
 //! The corpus download, against an HTTP server on 127.0.0.1.
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpListener;
+mod common;
+
 use std::path::PathBuf;
 
 use addmul::corpus::{CorpusError, fetch, sha256_hex};
-
-/// Serves `body` with `status` to one connection; returns its address.
-fn serve_once(status: &'static str, body: Vec<u8>) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    std::thread::spawn(move || {
-        let (mut stream, _) = listener.accept().unwrap();
-        let mut reader = BufReader::new(stream.try_clone().unwrap());
-        let mut line = String::new();
-        while reader.read_line(&mut line).unwrap() > 2 {
-            line.clear();
-        }
-        let head = format!("HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
-        stream.write_all(head.as_bytes()).unwrap();
-        stream.write_all(&body).unwrap();
-    });
-    format!("http://{addr}/input.txt")
-}
+use common::serve_once;
 
 fn temp(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("addmul-corpus-{name}-{}", std::process::id()));
