@@ -97,15 +97,31 @@ pub fn model_safetensors<T: Float>(model: &Gpt<T>, path_for_errors: &Path) -> Re
 /// # Errors
 /// [`GptError::Io`] for a missing file; [`GptError::Config`] for an invalid
 /// or unsupported config; [`GptError::Checkpoint`] for a corrupt, truncated
-/// or mismatched weights file.
+/// or mismatched weights file, or one with a non-finite weight.
 pub fn load_model<T: Float>(dir: &Path) -> Result<Gpt<T>> {
     let config_path = dir.join("config.json");
     let text = fs::read_to_string(&config_path).map_err(GptError::io("reading", &config_path))?;
     let config = GptConfig::from_hf_json(&text)?;
+    config.validate()?;
     let weights = dir.join("model.safetensors");
     let bytes = fs::read(&weights).map_err(GptError::io("reading", &weights))?;
+    let tensors = read_tensors(&bytes, &weights)?;
+    // The model is allocated only once the file can fill it: a config.json
+    // that claims more parameters than the file holds values is refused
+    // before anything of its size exists.
+    let stored: usize = tensors.values().map(|(_, m)| m.len()).sum();
+    if config.num_params() > stored {
+        return Err(GptError::checkpoint(
+            &weights,
+            format!(
+                "holds {stored} values, but {} describes a model of {} parameters",
+                config_path.display(),
+                config.num_params()
+            ),
+        ));
+    }
     let mut model = Gpt::new(config, &mut addmul_core::rng(0))?;
-    load_into(&mut model, read_tensors(&bytes, &weights)?, &weights)?;
+    load_into(&mut model, tensors, &weights)?;
     Ok(model)
 }
 
@@ -175,7 +191,13 @@ pub fn resolve(path: &Path) -> Result<PathBuf> {
         return Err(GptError::checkpoint(path, problem));
     }
     let name = fs::read_to_string(&latest).map_err(GptError::io("reading", &latest))?;
-    let dir = path.join(name.trim());
+    let name = name.trim();
+    // `latest` names a folder inside the run, never a path elsewhere.
+    let mut parts = Path::new(name).components();
+    if !matches!((parts.next(), parts.next()), (Some(std::path::Component::Normal(_)), None)) {
+        return Err(GptError::checkpoint(&latest, format!("names {name:?}, which is not a folder of this run")));
+    }
+    let dir = path.join(name);
     if !dir.join("config.json").is_file() {
         return Err(GptError::checkpoint(
             &latest,
@@ -185,22 +207,25 @@ pub fn resolve(path: &Path) -> Result<PathBuf> {
     Ok(dir)
 }
 
-/// Removes checkpoint folders of `run` other than the newest `keep` (by name,
-/// which sorts by step) and the one `latest` names.
+/// Removes checkpoint folders `<prefix><step>` of `run` other than the newest
+/// `keep` (by step number, so `step-1000000` is newer than `step-999999`)
+/// and the one `latest` names. Folders whose name does not end in a number
+/// are left alone.
 ///
 /// # Errors
 /// [`GptError::Io`] if a folder cannot be removed.
 pub fn prune(run: &Path, prefix: &str, keep: usize) -> Result<()> {
     let latest = fs::read_to_string(run.join(LATEST)).unwrap_or_default();
-    let mut names: Vec<String> = fs::read_dir(run)
+    let mut names: Vec<(u64, String)> = fs::read_dir(run)
         .map_err(GptError::io("listing", run))?
         .filter_map(|e| e.ok())
         .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with(prefix) && run.join(n).is_dir())
+        .filter(|n| run.join(n).is_dir())
+        .filter_map(|n| Some((n.strip_prefix(prefix)?.parse().ok()?, n)))
         .collect();
     names.sort();
     let cut = names.len().saturating_sub(keep);
-    for name in &names[..cut] {
+    for (_, name) in &names[..cut] {
         if name.as_str() != latest.trim() {
             fs::remove_dir_all(run.join(name)).map_err(GptError::io("removing", run.join(name)))?;
         }

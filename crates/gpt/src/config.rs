@@ -81,16 +81,42 @@ impl GptConfig {
         if !(self.layer_norm_eps >= 0.0 && self.layer_norm_eps.is_finite()) {
             return Err(GptError::config("layer_norm_eps", self.layer_norm_eps, "must be >= 0 and finite"));
         }
+        // Every parameter has a value, a gradient and two moments: their
+        // bytes must be countable before anything is allocated.
+        let bytes = self.checked_num_params().and_then(|n| n.checked_mul(4 * std::mem::size_of::<f64>()));
+        if bytes.is_none_or(|b| b > isize::MAX as usize) {
+            return Err(GptError::config(
+                "n_embd",
+                self.n_embd,
+                format!(
+                    "with vocab_size {}, block_size {} and n_layer {}, the model has more parameters than memory can address",
+                    self.vocab_size, self.block_size, self.n_layer
+                ),
+            ));
+        }
         Ok(())
     }
 
     /// Number of parameters (the tied head counted once).
+    ///
+    /// # Panics
+    /// If the count overflows a `usize`, which [`GptConfig::validate`]
+    /// refuses.
     pub fn num_params(&self) -> usize {
+        self.checked_num_params().expect("a valid configuration's parameters can be counted")
+    }
+
+    /// [`GptConfig::num_params`], or `None` if the count overflows.
+    fn checked_num_params(&self) -> Option<usize> {
         let (c, v, t, l) = (self.n_embd, self.vocab_size, self.block_size, self.n_layer);
         let b = usize::from(self.bias);
-        let per_block =
-            2 * (c + b * c) + (3 * c * c + b * 3 * c) + (c * c + b * c) + (4 * c * c + b * 4 * c) + (4 * c * c + b * c);
-        v * c + t * c + l * per_block + (c + b * c)
+        // Per block: two layer norms, c_attn [3c, c], attn.c_proj [c, c],
+        // mlp.c_fc [4c, c], mlp.c_proj [c, 4c], and their biases.
+        let cc = c.checked_mul(c)?;
+        let per_block = cc.checked_mul(12)?.checked_add(c.checked_mul(2 + 11 * b)?)?;
+        let embeddings = v.checked_add(t)?.checked_mul(c)?;
+        let final_norm = c.checked_mul(1 + b)?;
+        l.checked_mul(per_block)?.checked_add(embeddings)?.checked_add(final_norm)
     }
 
     /// Parameters that take part in matrix products: every block's four
@@ -167,7 +193,7 @@ impl GptConfig {
         }
         let n_embd = size("n_embd")?;
         if let Some(inner) = v.get("n_inner").and_then(serde_json::Value::as_u64)
-            && inner as usize != 4 * n_embd
+            && n_embd.checked_mul(4) != Some(inner as usize)
         {
             return Err(GptError::config("n_inner", inner, "only 4 * n_embd is supported"));
         }

@@ -119,7 +119,7 @@ pub fn read_tensors<T: Float>(bytes: &[u8], path: &Path) -> Result<Tensors<T>> {
 ///
 /// # Errors
 /// [`GptError::Checkpoint`] naming the first missing tensor, unexpected
-/// tensor, or shape mismatch.
+/// tensor, shape mismatch, or non-finite value.
 pub fn load_into<T: Float>(model: &mut dyn Parameters<T>, mut tensors: Tensors<T>, path: &Path) -> Result<()> {
     let mut error = None;
     model.visit_mut(&mut |name, p| {
@@ -130,6 +130,10 @@ pub fn load_into<T: Float>(model: &mut dyn Parameters<T>, mut tensors: Tensors<T
             None => Some(format!("tensor {name} is missing")),
             Some((shape, _)) if shape != p.row_major_shape() => {
                 Some(format!("tensor {name} has shape {shape:?}; the model's config needs {:?}", p.row_major_shape()))
+            }
+            Some((_, m)) if m.iter().any(|v| !v.as_f64().is_finite()) => {
+                let (at, v) = m.iter().enumerate().find(|(_, v)| !v.as_f64().is_finite()).expect("found above");
+                Some(format!("tensor {name} holds {} at element {at}: the weights are damaged", v.as_f64()))
             }
             Some((_, m)) => p.load(&m).err().map(|e| e.to_string()),
         };

@@ -139,10 +139,15 @@ fn weights_round_trip_and_bad_files_are_typed_errors() {
         assert!(load_model::<f32>(&ckpt).unwrap_err().to_string().contains("not a valid safetensors file"));
         // Shapes that do not match the config.
         std::fs::write(ckpt.join("model.safetensors"), &bytes).unwrap();
+        let smaller = GptConfig { n_embd: 4, ..config };
+        std::fs::write(ckpt.join("config.json"), smaller.to_hf_json()).unwrap();
+        let err = load_model::<f32>(&ckpt).unwrap_err().to_string();
+        assert!(err.contains("has shape") && err.contains("the model's config needs"), "{err}");
+        // A config the file cannot fill is refused before the model is built.
         let bigger = GptConfig { n_embd: 16, ..config };
         std::fs::write(ckpt.join("config.json"), bigger.to_hf_json()).unwrap();
         let err = load_model::<f32>(&ckpt).unwrap_err().to_string();
-        assert!(err.contains("has shape") && err.contains("the model's config needs"), "{err}");
+        assert!(err.contains("holds") && err.contains("describes a model of"), "{err}");
     }
     assert!(matches!(load_model::<f32>(&dir.0.join("nowhere")), Err(GptError::Io { .. })));
 }

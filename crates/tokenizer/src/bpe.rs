@@ -639,7 +639,9 @@ impl Bpe {
                 .ok_or_else(|| Error::parse(F, line.0, format!("expected `{key} <count>`, got {:?}", line.1)))
         };
         let n_specials = count(next("the special tokens")?, "specials")?;
-        let mut specials = Vec::with_capacity(n_specials);
+        // Counts come from the file: each entry takes a line of it, so the
+        // text's length bounds what can really follow.
+        let mut specials = Vec::with_capacity(n_specials.min(text.len()));
         for _ in 0..n_specials {
             let (n, line) = next("the last special token")?;
             let (t, id) = parse_rank_line(line, n, F)?;
@@ -647,7 +649,7 @@ impl Bpe {
             specials.push((t, id));
         }
         let n_tokens = count(next("the tokens")?, "tokens")?;
-        let mut token_lines = Vec::with_capacity(n_tokens);
+        let mut token_lines = Vec::with_capacity(n_tokens.min(text.len()));
         for _ in 0..n_tokens {
             token_lines.push(next("the last token")?);
         }

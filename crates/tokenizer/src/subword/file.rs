@@ -55,7 +55,9 @@ pub(super) fn read_model(format: &'static str, magic: &str, text: &str) -> Resul
         .strip_prefix("pieces ")
         .and_then(|c| c.parse().ok())
         .ok_or_else(|| Error::parse(format, n, format!("expected `pieces <count>`, got {count:?}")))?;
-    let mut out = Vec::with_capacity(count);
+    // The count comes from the file: every piece takes a line of it, so the
+    // text's length bounds what can really follow.
+    let mut out = Vec::with_capacity(count.min(text.len()));
     for _ in 0..count {
         let (n, line) = next("the last piece")?;
         let (value, b64) = line

@@ -1,0 +1,120 @@
+//! Checkpoint folders that are damaged or lie: a typed error naming the
+//! problem, never a panic, an abort or an allocation of what a file claims.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use addmul_core::{Parameters, rng};
+use addmul_gpt::checkpoint::{LATEST, load_model, model_safetensors, prune, resolve};
+use addmul_gpt::{Gpt, GptConfig, GptError};
+
+/// A folder under the system temp dir, removed when dropped.
+struct TempDir(PathBuf);
+impl TempDir {
+    fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("addmul-gpt-hostile-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+}
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+fn small() -> Gpt<f32> {
+    Gpt::new(GptConfig::new(10, 8, 1, 2, 8), &mut rng(1)).unwrap()
+}
+
+/// Writes `model` into `dir` as a checkpoint, with `config.json` replaced by
+/// `config` when given.
+fn write(dir: &Path, model: &Gpt<f32>, config: Option<String>) {
+    let config = config.unwrap_or_else(|| model.config().to_hf_json());
+    fs::write(dir.join("config.json"), config).unwrap();
+    fs::write(dir.join("model.safetensors"), model_safetensors(model, dir).unwrap()).unwrap();
+}
+
+/// `model`'s config.json with `field` set to `value`.
+fn config_with(model: &Gpt<f32>, field: &str, value: serde_json::Value) -> String {
+    let mut json: serde_json::Value = serde_json::from_str(&model.config().to_hf_json()).unwrap();
+    json[field] = value;
+    json.to_string()
+}
+
+#[test]
+fn a_config_larger_than_its_weights_is_refused_before_allocating() {
+    let dir = TempDir::new("large");
+    let model = small();
+    // 10 layers of width 65,536: 5e11 parameters, 2 TB of f32; the file holds
+    // about two thousand values.
+    let mut json: serde_json::Value = serde_json::from_str(&model.config().to_hf_json()).unwrap();
+    json["n_embd"] = 65_536.into();
+    json["n_layer"] = 10.into();
+    write(&dir.0, &model, Some(json.to_string()));
+    let err = load_model::<f32>(&dir.0).unwrap_err().to_string();
+    assert!(err.contains("holds") && err.contains("parameters"), "{err}");
+}
+
+#[test]
+fn sizes_whose_product_overflows_are_config_errors() {
+    let dir = TempDir::new("overflow");
+    let model = small();
+    for (field, value) in [("n_embd", 1u64 << 62), ("vocab_size", u64::MAX / 2), ("n_layer", 1 << 60)] {
+        let mut json: serde_json::Value = serde_json::from_str(&config_with(&model, field, value.into())).unwrap();
+        json["n_head"] = 1.into();
+        write(&dir.0, &model, Some(json.to_string()));
+        let err = load_model::<f32>(&dir.0).unwrap_err();
+        assert!(matches!(err, GptError::Config { .. } | GptError::Checkpoint { .. }), "{field}: {err}");
+    }
+    // n_inner is compared with 4 · n_embd, which must not overflow either.
+    let mut json: serde_json::Value =
+        serde_json::from_str(&config_with(&model, "n_embd", (1u64 << 62).into())).unwrap();
+    json["n_inner"] = 64.into();
+    assert!(GptConfig::from_hf_json(&json.to_string()).is_err());
+}
+
+#[test]
+fn a_non_finite_weight_is_an_error_naming_the_tensor() {
+    let dir = TempDir::new("nan");
+    let mut model = small();
+    model.visit_mut(&mut |name, p| {
+        if name == "transformer.h.0.mlp.c_fc.weight" {
+            p.value_mut()[(2, 3)] = f32::NAN;
+        }
+    });
+    write(&dir.0, &model, None);
+    let err = load_model::<f32>(&dir.0).unwrap_err().to_string();
+    assert!(err.contains("transformer.h.0.mlp.c_fc.weight") && err.contains("NaN"), "{err}");
+}
+
+#[test]
+fn latest_cannot_point_outside_the_run() {
+    let run = TempDir::new("latest");
+    let inside = run.0.join("step-000001");
+    fs::create_dir_all(&inside).unwrap();
+    write(&inside, &small(), None);
+    for name in ["../step-000001", "/tmp", "step-000001/../..", ".", ""] {
+        fs::write(run.0.join(LATEST), name).unwrap();
+        let err = resolve(&run.0).unwrap_err().to_string();
+        assert!(err.contains("not a folder of this run"), "{name:?}: {err}");
+    }
+    fs::write(run.0.join(LATEST), "step-000001\n").unwrap();
+    assert_eq!(resolve(&run.0).unwrap(), inside);
+}
+
+#[test]
+fn pruning_orders_checkpoints_by_step_past_a_million() {
+    let run = TempDir::new("prune");
+    for name in ["step-999999", "step-1000000", "step-1000001", "step-notes"] {
+        fs::create_dir_all(run.0.join(name)).unwrap();
+    }
+    fs::write(run.0.join(LATEST), "step-1000001").unwrap();
+    prune(&run.0, "step-", 2).unwrap();
+    let mut left: Vec<String> =
+        fs::read_dir(&run.0).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    left.sort();
+    // By name, step-999999 would have looked newest and step-1000000 gone.
+    assert_eq!(left, ["latest", "step-1000000", "step-1000001", "step-notes"]);
+}
