@@ -30,17 +30,44 @@ fn invalid(what: &str, problem: impl Into<String>) -> Error {
 /// Builds a training configuration: a preset, then a TOML file's keys on top,
 /// then `overrides` (`key = value` pairs, as TOML values) on top of that.
 ///
+/// A preset's warmup longer than the run (`max_iters`, or `lr_decay_iters`
+/// if set) is shortened to the run; a `warmup_iters` given in the file or the
+/// overrides is not: it is an error naming both keys.
+///
 /// # Errors
 /// [`Error::Gpt`] for an unknown preset; [`Error::Invalid`] for a file or
-/// override that is not valid TOML or names an unknown key.
+/// override that is not valid TOML or names an unknown key, or a warmup
+/// longer than the run.
 pub fn train_config(preset: &str, file: Option<&Path>, overrides: &[(String, String)]) -> Result<GptTrainConfig> {
+    Ok(train_config_given(preset, file, overrides)?.0)
+}
+
+/// [`train_config`], and the keys that the file and `overrides` set (in
+/// order, without repeats): what a user chose rather than the preset.
+///
+/// # Errors
+/// As [`train_config`].
+pub fn train_config_given(
+    preset: &str,
+    file: Option<&Path>,
+    overrides: &[(String, String)],
+) -> Result<(GptTrainConfig, Vec<String>)> {
     let base = GptTrainConfig::preset(preset)?;
     let preset_table = toml::Table::try_from(&base).map_err(|e| invalid("preset", e.to_string()))?;
     let mut table = preset_table.clone();
+    let mut given: Vec<String> = Vec::new();
+    let mut note = |keys: &toml::Table| {
+        for key in keys.keys() {
+            if !given.contains(key) {
+                given.push(key.clone());
+            }
+        }
+    };
     if let Some(path) = file {
         let text = std::fs::read_to_string(path).map_err(io(format!("reading {}", path.display())))?;
         let from_file: toml::Table =
             text.parse().map_err(|e: toml::de::Error| invalid(&path.display().to_string(), e.to_string()))?;
+        note(&from_file);
         table.extend(from_file);
     }
     for (key, value) in overrides {
@@ -48,10 +75,11 @@ pub fn train_config(preset: &str, file: Option<&Path>, overrides: &[(String, Str
             .parse()
             .or_else(|_| format!("{key} = {:?}", value).parse())
             .map_err(|e: toml::de::Error| invalid(&format!("--{key}"), e.to_string()))?;
+        note(&parsed);
         table.extend(parsed);
     }
     let parse = |table: toml::Table| toml::Value::Table(table).try_into::<GptTrainConfig>();
-    parse(table.clone()).map_err(|e| {
+    let mut config = parse(table.clone()).map_err(|e| {
         // Name the first key whose value does not fit even on its own.
         let fits = |key: &String, value: &toml::Value| {
             let mut one = preset_table.clone();
@@ -63,7 +91,24 @@ pub fn train_config(preset: &str, file: Option<&Path>, overrides: &[(String, Str
             .find(|(key, value)| !fits(key, value))
             .map_or_else(|| "configuration".to_string(), |(key, _)| format!("configuration key `{key}`"));
         invalid(&what, e.message().to_string())
-    })
+    })?;
+    let (decay_key, decay) = match config.lr_decay_iters {
+        Some(d) => ("lr_decay_iters", d),
+        None => ("max_iters", config.max_iters),
+    };
+    if config.warmup_iters > decay {
+        if given.iter().any(|k| k == "warmup_iters") {
+            return Err(invalid(
+                "configuration key `warmup_iters`",
+                format!(
+                    "{} warmup steps do not fit in {decay_key} = {decay}; lower warmup_iters or raise {decay_key}",
+                    config.warmup_iters
+                ),
+            ));
+        }
+        config.warmup_iters = decay;
+    }
+    Ok((config, given))
 }
 
 /// What `addmul train` does.
@@ -79,6 +124,13 @@ pub struct TrainOptions {
     pub out: PathBuf,
     /// Continue the run in `out` instead of starting a new one.
     pub resume: bool,
+    /// What the user chose rather than left to the preset and the defaults:
+    /// configuration keys (by a file, `--set` or a named flag, as
+    /// [`train_config_given`] returns them), and `--tokenizer` and
+    /// `--vocab-size` if given. Resuming keeps the run's configuration and
+    /// tokenizer: a chosen `max_iters` extends the run, and anything else
+    /// chosen must equal the run's (it is refused otherwise).
+    pub given: Vec<String>,
     /// Character or BPE tokens.
     pub tokenizer: TokenizerKind,
     /// BPE vocabulary size.
@@ -129,17 +181,126 @@ impl Observer for Progress {
         self.write(&LogLine::Eval(r));
         self.evals.push(*r);
         let line = format!("step {:>5}: train loss {:.4}, validation loss {:.4}", r.step, r.train_loss, r.val_loss);
-        match &self.bar {
-            Some(bar) => bar.println(line),
-            None => (self.say)(&line),
-        }
+        self.say(&line);
     }
     fn checkpoint(&mut self, dir: &Path) {
-        let line = format!("checkpoint: {}", dir.display());
+        self.say(&format!("checkpoint: {}", dir.display()));
+    }
+}
+
+impl Progress {
+    /// A line through `say`, with the bar (if any) out of the way meanwhile:
+    /// only the bar depends on a terminal, never the lines.
+    fn say(&mut self, line: &str) {
         match &self.bar {
-            Some(bar) => bar.println(line),
-            None => (self.say)(&line),
+            Some(bar) => bar.suspend(|| (self.say)(line)),
+            None => (self.say)(line),
         }
+    }
+}
+
+/// Files and folders that make a folder a training run (checkpoints, their
+/// temporary folders, `latest`, the log and the loss curve).
+fn run_files(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| {
+            ["latest", "log.jsonl", "loss.svg"].contains(&n.as_str())
+                || n.starts_with("step-")
+                || n.starts_with(".step-")
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+/// Refuses to start a new run in a folder that already holds one: its
+/// checkpoints would collide with the new run's at the end of training.
+fn refuse_existing_run(out: &Path) -> Result<()> {
+    let names = run_files(out);
+    if names.is_empty() {
+        return Ok(());
+    }
+    let problem = if names.iter().any(|n| n == "latest") {
+        format!(
+            "already holds a training run ({}); continue it with --resume (and a larger --max-iters to train \
+             further), or start a new run with another --out",
+            names.join(", ")
+        )
+    } else {
+        format!(
+            "holds the files of a training run that saved no checkpoint ({}); remove them, or start a new run \
+             with another --out",
+            names.join(", ")
+        )
+    };
+    Err(invalid(&format!("--out {}", out.display()), problem))
+}
+
+/// The lock of a run folder while a process trains in it: `.lock`, locked
+/// by the operating system (so that a process that dies, even by Ctrl-C or
+/// `kill -9`, leaves no stale lock) and holding the process id, for the
+/// message of the next one. Released when dropped.
+#[derive(Debug)]
+struct RunLock(std::fs::File);
+
+/// The error for a run folder that another process has locked.
+fn locked(dir: &Path, path: &Path) -> Error {
+    let pid = std::fs::read_to_string(path).unwrap_or_default();
+    let who = match pid.trim() {
+        "" => "another process".to_string(),
+        pid => format!("another process (pid {pid})"),
+    };
+    invalid(
+        &format!("--out {}", dir.display()),
+        format!(
+            "{who} is training in this folder (it holds {}); wait for it to finish, or choose another --out",
+            path.display()
+        ),
+    )
+}
+
+impl RunLock {
+    /// Refuses a folder another process has locked, without locking it.
+    fn check(dir: &Path) -> Result<()> {
+        let path = dir.join(".lock");
+        match std::fs::File::open(&path).map(|file| file.try_lock()) {
+            Ok(Err(std::fs::TryLockError::WouldBlock)) => Err(locked(dir, &path)),
+            _ => Ok(()),
+        }
+    }
+
+    fn acquire(dir: &Path) -> Result<Self> {
+        let path = dir.join(".lock");
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(io(format!("opening {}", path.display())))?;
+        match file.try_lock() {
+            Ok(()) => {
+                // The process id, for the message of a second process.
+                let _ = file.set_len(0).and_then(|()| write!(file, "{}", std::process::id()));
+                Ok(RunLock(file))
+            }
+            Err(std::fs::TryLockError::WouldBlock) => Err(locked(dir, &path)),
+            // A file system without locks: train unlocked, as before locks.
+            Err(std::fs::TryLockError::Error(e)) if e.kind() == std::io::ErrorKind::Unsupported => Ok(RunLock(file)),
+            Err(std::fs::TryLockError::Error(e)) => Err(io(format!("locking {}", path.display()))(e)),
+        }
+    }
+}
+
+impl Drop for RunLock {
+    fn drop(&mut self) {
+        // The file stays (removing it could let two processes lock two
+        // different files); its process id goes. Closing it unlocks it.
+        let _ = self.0.set_len(0);
     }
 }
 
@@ -176,26 +337,128 @@ impl Percentiles {
     }
 }
 
+/// A resumed run keeps its configuration: refuses any key the user chose
+/// (other than `max_iters`, which extends the run) whose value differs from
+/// the run's.
+fn refuse_changed_keys(options: &TrainOptions, run: &GptTrainConfig) -> Result<()> {
+    let table = |c: &GptTrainConfig| toml::Table::try_from(c).map_err(|e| invalid("configuration", e.to_string()));
+    let (asked, kept) = (table(&options.config)?, table(run)?);
+    for key in options.given.iter().filter(|k| *k != "max_iters") {
+        let (a, k) = (asked.get(key), kept.get(key));
+        if a != k {
+            let show = |v: Option<&toml::Value>| v.map_or_else(|| "unset".to_string(), ToString::to_string);
+            return Err(invalid(
+                &format!("configuration key `{key}`"),
+                format!(
+                    "is {} but the run in {} has {}; a resumed run keeps its configuration (only --max-iters can \
+                     change): leave `{key}` out, or start a new run with another --out",
+                    show(a),
+                    options.out.display(),
+                    show(k)
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A resumed run keeps its tokenizer: refuses a `--tokenizer` or
+/// `--vocab-size` the user chose that differs from it.
+fn refuse_changed_tokenizer(options: &TrainOptions, tokenizer: &TextTokenizer, path: &Path) -> Result<()> {
+    let chose = |flag: &str| options.given.iter().any(|k| k == flag);
+    let (kind, name) = match tokenizer {
+        TextTokenizer::Char(_) => (TokenizerKind::Char, "char"),
+        TextTokenizer::Bpe(_) => (TokenizerKind::Bpe, "bpe"),
+    };
+    let vocab = tokenizer.as_dyn().vocab_size();
+    let changed = if chose("--tokenizer") && options.tokenizer != kind {
+        Some(("--tokenizer", format!("the run's tokenizer ({}) is {name}", path.display())))
+    } else if chose("--vocab-size") && kind == TokenizerKind::Bpe && options.vocab_size != vocab {
+        Some(("--vocab-size", format!("the run's tokenizer ({}) has {vocab} ids", path.display())))
+    } else {
+        None
+    };
+    match changed {
+        Some((flag, problem)) => Err(invalid(
+            flag,
+            format!(
+                "{problem}; a resumed run keeps its tokenizer: leave {flag} out, or start a new run with another --out"
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
 /// Trains a GPT as `options` say, printing progress through `say` and the
 /// sample after training to `out`; returns the run folder.
 ///
+/// A new run refuses a folder that already holds one; a resumed run keeps
+/// its configuration (see [`TrainOptions::given`]). While training, the run
+/// folder is locked (`.lock`): a second process refuses it.
+///
 /// # Errors
-/// A corpus, tokenizer, configuration, training or checkpoint error.
+/// A corpus, tokenizer, configuration, training or checkpoint error; an
+/// [`Error::Invalid`] naming `--out` for a folder that holds a run (without
+/// `--resume`) or is locked by another process.
 pub fn train(options: &TrainOptions, out: &mut dyn Write, mut say: impl FnMut(&str) + 'static) -> Result<PathBuf> {
+    // What can be checked before the corpus is read (or downloaded).
+    let resumed_lock = if options.resume {
+        if options.out.join("config.json").is_file() {
+            return Err(invalid(
+                &format!("--out {}", options.out.display()),
+                "is a checkpoint; give --out the run folder it is in (its `latest` is resumed)",
+            ));
+        }
+        resolve(&options.out)?;
+        Some(RunLock::acquire(&options.out)?)
+    } else {
+        RunLock::check(&options.out)?;
+        refuse_existing_run(&options.out)?;
+        None
+    };
     let corpus = corpus::load_or(options.data.as_deref(), &options.remote, &mut say)?;
-    std::fs::create_dir_all(&options.out).map_err(io(format!("creating {}", options.out.display())))?;
-    let (tokenizer, mut trainer) = if options.resume {
+    let (tokenizer, mut trainer, _lock) = if let Some(lock) = resumed_lock {
         let dir = resolve(&options.out)?;
         let tok_path = dir.join("tokenizer.json");
         let text = std::fs::read_to_string(&tok_path).map_err(io(format!("reading {}", tok_path.display())))?;
         let tokenizer = TextTokenizer::from_json(&text)?;
-        let ids = tokenizer.as_dyn().encode(&corpus.text)?;
+        refuse_changed_tokenizer(options, &tokenizer, &tok_path)?;
+        let ids = tokenizer.as_dyn().encode(&corpus.text).map_err(|e| {
+            let what = match &options.data {
+                Some(path) => format!("--data {}", path.display()),
+                None => "the default text (no --data)".to_string(),
+            };
+            invalid(&what, format!("is not the text this run was trained on ({e}); resume with the run's --data"))
+        })?;
         let mut trainer = GptTrainer::resume(&options.out, &ids)?;
-        if options.config.max_iters > trainer.steps_taken() {
-            trainer.set_max_iters(options.config.max_iters)?;
+        refuse_changed_keys(options, trainer.config())?;
+        let steps = trainer.steps_taken();
+        let given_max = options.given.iter().any(|k| k == "max_iters").then_some(options.config.max_iters);
+        match given_max {
+            Some(max) if max < steps => {
+                return Err(invalid(
+                    &format!("--max-iters {max}"),
+                    format!(
+                        "the run in {} is already at step {steps}; give more steps to train further",
+                        options.out.display()
+                    ),
+                ));
+            }
+            Some(max) if max > steps => trainer.set_max_iters(max)?,
+            _ => {}
         }
-        say(&format!("resuming {} at step {}", dir.display(), trainer.steps_taken()));
-        (tokenizer, trainer)
+        if trainer.config().max_iters <= steps {
+            say(&format!(
+                "{} is complete: step {steps} of max_iters {}; to train further, resume with a larger --max-iters \
+                 (e.g. --max-iters {})",
+                options.out.display(),
+                trainer.config().max_iters,
+                steps.max(1) * 2
+            ));
+            return Ok(options.out.clone());
+        }
+        say(&format!("resuming {} at step {steps} of {}", dir.display(), trainer.config().max_iters));
+        (tokenizer, trainer, lock)
     } else {
         let start = Instant::now();
         let tokenizer = TextTokenizer::train(options.tokenizer, &corpus.text, options.vocab_size)?;
@@ -206,8 +469,13 @@ pub fn train(options: &TrainOptions, out: &mut dyn Write, mut say: impl FnMut(&s
             ids.len(),
             start.elapsed().as_secs_f64()
         ));
+        // The configuration is checked here, before the run folder is made.
         let trainer = GptTrainer::new(options.config.clone(), tokenizer.as_dyn().vocab_size(), &ids)?;
-        (tokenizer, trainer)
+        std::fs::create_dir_all(&options.out).map_err(io(format!("creating {}", options.out.display())))?;
+        let lock = RunLock::acquire(&options.out)?;
+        // Another process may have trained here since the first look.
+        refuse_existing_run(&options.out)?;
+        (tokenizer, trainer, lock)
     };
     let config = trainer.config().clone();
     let model_config = *trainer.model().config();
@@ -253,7 +521,15 @@ pub fn train(options: &TrainOptions, out: &mut dyn Write, mut say: impl FnMut(&s
     let warm = 20.min(progress.steps.len() / 2);
     let ms = Percentiles::new(progress.steps.iter().skip(warm).map(|s| s.seconds).collect()).median() * 1000.0;
     let tokens_per_step = (config.batch_size * config.block_size * config.grad_accum) as f64;
-    if let Some(last) = trainer.evals().last() {
+    if progress.steps.is_empty()
+        && let Some(last) = trainer.evals().last()
+    {
+        // No step was timed: no speed to report.
+        (progress.say)(&format!(
+            "done: step {}, train loss {:.4}, validation loss {:.4}",
+            last.step, last.train_loss, last.val_loss
+        ));
+    } else if let Some(last) = trainer.evals().last() {
         (progress.say)(&format!(
             "done: step {}, train loss {:.4}, validation loss {:.4}; median {:.1} ms per step, {:.0} tokens/s, {:.1} GFLOP/s",
             last.step,
@@ -289,6 +565,9 @@ pub fn train(options: &TrainOptions, out: &mut dyn Write, mut say: impl FnMut(&s
 pub struct SampleOptions {
     /// The text to continue.
     pub prompt: String,
+    /// Write the prompt to the output before the generated text (once the
+    /// prompt and the sampling options are known to be valid).
+    pub echo_prompt: bool,
     /// Tokens to generate at most.
     pub max_tokens: usize,
     /// Temperature, top-k, top-p, seed.
@@ -299,7 +578,13 @@ pub struct SampleOptions {
 
 impl Default for SampleOptions {
     fn default() -> Self {
-        SampleOptions { prompt: "\n".into(), max_tokens: 500, sampling: SamplingConfig::default(), stops: Vec::new() }
+        SampleOptions {
+            prompt: "\n".into(),
+            echo_prompt: false,
+            max_tokens: 500,
+            sampling: SamplingConfig::default(),
+            stops: Vec::new(),
+        }
     }
 }
 
@@ -345,6 +630,9 @@ pub fn generate(
     let mut text = String::new();
     let mut count = 0;
     let w = |e| Error::Io { context: "writing the sample".into(), source: e };
+    if options.echo_prompt {
+        out.write_all(options.prompt.as_bytes()).map_err(w)?;
+    }
     while count < options.max_tokens && !stream.stopped() {
         let id = sampler.next_token()?;
         count += 1;
@@ -367,7 +655,20 @@ pub fn generate(
 /// # Errors
 /// A file or tokenizer error.
 pub fn tokenizer_train(data: &Path, kind: TokenizerKind, vocab_size: usize, out: &Path) -> Result<String> {
+    // Where the result goes, before the work: not a folder, in a folder that
+    // exists.
+    let what = || format!("--out {}", out.display());
+    if out.is_dir() {
+        return Err(invalid(&what(), "is a folder; give a file name, e.g. tokenizer.json"));
+    }
+    let folder = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    if !folder.is_dir() {
+        return Err(invalid(&what(), format!("its folder {} does not exist; create it first", folder.display())));
+    }
     let text = corpus::read_text(data)?;
+    if text.is_empty() {
+        return Err(invalid(&format!("--data {}", data.display()), "is empty; give a text to train the tokenizer on"));
+    }
     let start = Instant::now();
     let tokenizer = TextTokenizer::train(kind, &text, vocab_size)?;
     let seconds = start.elapsed().as_secs_f64();

@@ -11,15 +11,10 @@ use clap::{Args, Parser, Subcommand};
 use addmul_gpt::SamplingConfig;
 
 use crate::app::{
-    BenchOptions, SampleOptions, TrainOptions, bench, generate, load, tokenizer_train, train, train_config,
+    BenchOptions, SampleOptions, TrainOptions, bench, generate, load, tokenizer_train, train, train_config_given,
 };
 use crate::text::TokenizerKind;
 use crate::{Error, Result, corpus};
-
-fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
-    let context = context.into();
-    move |source| Error::Io { context, source }
-}
 
 /// Large language models from addition and multiplication.
 #[derive(Debug, Parser)]
@@ -117,7 +112,9 @@ pub struct TrainArgs {
     /// Any configuration key, overriding preset and file: --set lr=3e-4.
     #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_key_value)]
     pub set: Vec<(String, String)>,
-    /// Optimizer steps.
+    /// Optimizer steps. A preset's warmup longer than this is shortened to
+    /// fit; a warmup_iters you set must fit. With --resume: the step to train
+    /// the run to.
     #[arg(long)]
     pub max_iters: Option<u64>,
     /// Windows per batch.
@@ -137,15 +134,18 @@ pub struct TrainArgs {
     #[allow(rustdoc::invalid_html_tags, reason = "the text is also `--help`'s, where <preset> reads as meant")]
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
-    /// Continue the run in --out from its latest checkpoint.
+    /// Continue the run in --out from its latest checkpoint, with its
+    /// configuration, tokenizer and text (give the same --data): only
+    /// --max-iters may change, to train further. Without it, --out must not
+    /// hold a run.
     #[arg(long)]
     pub resume: bool,
-    /// `char` (default) or `bpe`.
-    #[arg(long, default_value = "char")]
-    pub tokenizer: TokenizerKind,
-    /// BPE vocabulary size.
-    #[arg(long, default_value_t = 1024)]
-    pub vocab_size: usize,
+    /// `char` (the default) or `bpe`.
+    #[arg(long)]
+    pub tokenizer: Option<TokenizerKind>,
+    /// BPE vocabulary size (default: 1024).
+    #[arg(long)]
+    pub vocab_size: Option<usize>,
     /// Characters to sample after training (0: none).
     #[arg(long, default_value_t = 500)]
     pub sample: usize,
@@ -160,7 +160,7 @@ impl TrainArgs {
     /// on top of the one before.
     ///
     /// # Errors
-    /// As [`train_config`].
+    /// As [`train_config`](crate::app::train_config).
     pub fn options(&self) -> Result<TrainOptions> {
         let mut overrides = self.set.clone();
         let flags = [
@@ -170,15 +170,18 @@ impl TrainArgs {
             ("seed", self.seed.map(|v| v.to_string())),
         ];
         overrides.extend(flags.into_iter().filter_map(|(key, value)| Some((key.to_string(), value?))));
-        let config = train_config(&self.preset, self.config.as_deref(), &overrides)?;
+        let (config, mut given) = train_config_given(&self.preset, self.config.as_deref(), &overrides)?;
+        let chosen = [("--tokenizer", self.tokenizer.is_some()), ("--vocab-size", self.vocab_size.is_some())];
+        given.extend(chosen.into_iter().filter(|(_, chosen)| *chosen).map(|(flag, _)| flag.to_string()));
         Ok(TrainOptions {
             config,
+            given,
             data: self.data.clone(),
             remote: corpus::Remote::tinyshakespeare(),
             out: self.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(&self.preset)),
             resume: self.resume,
-            tokenizer: self.tokenizer,
-            vocab_size: self.vocab_size,
+            tokenizer: self.tokenizer.unwrap_or(TokenizerKind::Char),
+            vocab_size: self.vocab_size.unwrap_or(1024),
             sample_chars: self.sample,
             quiet: self.quiet,
         })
@@ -216,11 +219,22 @@ pub struct SampleArgs {
 }
 
 impl SampleArgs {
+    /// The default `--model`: where `addmul train` writes its run.
+    pub fn default_model() -> PathBuf {
+        PathBuf::from("runs/cpu-small")
+    }
+
     /// What these arguments choose (the model is [`SampleArgs::model`]).
     pub fn options(&self) -> SampleOptions {
         let sampling =
             SamplingConfig { temperature: self.temperature, top_k: self.top_k, top_p: self.top_p, seed: self.seed };
-        SampleOptions { prompt: self.prompt.clone(), max_tokens: self.tokens, sampling, stops: self.stops.clone() }
+        SampleOptions {
+            prompt: self.prompt.clone(),
+            echo_prompt: true,
+            max_tokens: self.tokens,
+            sampling,
+            stops: self.stops.clone(),
+        }
     }
 }
 
@@ -262,19 +276,41 @@ fn parse_key_value(s: &str) -> Result<(String, String), String> {
 }
 
 /// Does what a command line asks: results (samples, the demos' output) go to
-/// `out`, progress and summaries to `say`.
+/// `out`, progress and summaries to `say`. A closed `out` (`addmul sample |
+/// head`) ends the command quietly, as command-line tools do.
 ///
 /// # Errors
 /// Whatever the subcommand's function returns.
-pub fn run(cli: Cli, out: &mut dyn Write, mut say: impl FnMut(&str) + 'static) -> Result<()> {
+pub fn run(cli: Cli, out: &mut dyn Write, say: impl FnMut(&str) + 'static) -> Result<()> {
+    match run_command(cli, out, say) {
+        Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        result => result,
+    }
+}
+
+fn run_command(cli: Cli, out: &mut dyn Write, mut say: impl FnMut(&str) + 'static) -> Result<()> {
     match cli.command {
         Command::Train(args) => {
             train(&args.options()?, out, say)?;
         }
         Command::Sample(args) => {
-            let (model, tokenizer) = load(&args.model)?;
             let options = args.options();
-            write!(out, "{}", options.prompt).map_err(io("writing the sample"))?;
+            // The options first: a mistake shows before a model is loaded.
+            options.sampling.validate()?;
+            if !args.model.exists() {
+                let train = if args.model == SampleArgs::default_model() {
+                    "`addmul train`".to_string()
+                } else {
+                    format!("`addmul train --out {}`", args.model.display())
+                };
+                return Err(Error::Invalid {
+                    what: format!("--model {}", args.model.display()),
+                    problem: format!(
+                        "does not exist; train a model into it with {train}, or give --model a run folder or checkpoint"
+                    ),
+                });
+            }
+            let (model, tokenizer) = load(&args.model)?;
             generate(&model, &tokenizer, &options, out)?;
         }
         Command::Bench(args) => {

@@ -230,6 +230,8 @@ fn bad_configurations_are_typed_errors_that_name_the_problem() {
     assert!(matches!(e, Error::Invalid { .. }) && message(e).contains("no_such_key"));
     let e = options(&["--set", "n_embd=abc"]).unwrap_err();
     assert!(matches!(&e, Error::Invalid { what, .. } if what.contains("n_embd")), "{e:?}");
+    let e = options(&["--set", "lr=abc"]).unwrap_err();
+    assert!(matches!(&e, Error::Invalid { what, .. } if what.contains("`lr`")), "{e:?}");
     let e = options(&["--config", &dir.arg("missing.toml")]).unwrap_err();
     assert!(matches!(e, Error::Io { .. }), "{e:?}");
     let bad = dir.write("bad.toml", "n_embd = = 3\n");
@@ -245,11 +247,14 @@ fn bad_configurations_are_typed_errors_that_name_the_problem() {
     // A configuration that parses but cannot be built, and a text too short
     // for a window, fail when training starts, without a panic.
     let data = dir.write("text.txt", &text());
+    // Neither leaves a run folder behind.
     let e = run(&["train", "--preset", "tiny", "--data", &data, "--out", &dir.arg("run"), "--set", "n_head=3"]).err();
     assert!(matches!(e, Error::Gpt(GptError::Config { .. })), "{e:?}");
+    assert!(!dir.0.join("run").exists(), "a bad configuration leaves no folder");
     let e = run(&["train", "--preset", "tiny", "--data", &data, "--out", &dir.arg("run"), "--set", "block_size=4096"])
         .err();
     assert!(matches!(e, Error::Gpt(GptError::CorpusTooShort { .. })), "{e:?}");
+    assert!(!dir.0.join("run").exists(), "a text too short leaves no folder");
     let e = run(&["train", "--data", &dir.arg("missing.txt"), "--out", &dir.arg("run")]).err();
     assert!(matches!(e, Error::Corpus(corpus::CorpusError::Io { .. })), "{e:?}");
 }
@@ -322,9 +327,10 @@ fn train_writes_a_run_folder_and_resume_continues_it() {
     assert!(e.to_string().contains("another corpus"), "{e}");
     assert_eq!(read(dir.0.join("run/latest")), "step-000006");
 
-    // Resuming where there is no run.
+    // Resuming where there is no run creates nothing.
     let e = run(&["train", "--preset", "tiny", "--data", &data, "--out", &dir.arg("empty"), "--resume"]).err();
     assert!(matches!(e, Error::Gpt(GptError::Checkpoint { .. })), "{e:?}");
+    assert!(!dir.0.join("empty").exists());
 }
 
 #[test]
@@ -361,6 +367,213 @@ fn train_with_bpe_and_a_configuration_file() {
     assert_eq!(tokenizer.as_dyn().decode(&tokenizer.as_dyn().encode(&text()).unwrap()).unwrap(), text());
 }
 
+#[test]
+fn train_refuses_a_folder_that_holds_a_run_before_training() {
+    let dir = Temp::new("train-existing");
+    let data = dir.write("text.txt", &text());
+    let out = dir.arg("run");
+    train_tiny(&data, &out, "2").ok();
+    assert_eq!(read(dir.0.join("run/latest")), "step-000002");
+
+    // Again without --resume: refused at once, nothing trained or written.
+    let again = train_tiny(&data, &out, "3");
+    assert!(!again.said("tokenizer:"), "refused before any work: {:?}", again.said);
+    let e = again.err();
+    assert!(matches!(&e, Error::Invalid { what, .. } if what == &format!("--out {out}")), "{e:?}");
+    let message = e.to_string();
+    assert!(message.contains("already holds a training run") && message.contains("--resume"), "{message}");
+    assert!(message.contains("another --out"), "{message}");
+    assert_eq!(read(dir.0.join("run/latest")), "step-000002");
+    assert_eq!(logged_steps(&out), [1, 2]);
+
+    // A run stopped before its first checkpoint cannot be resumed: said so.
+    std::fs::create_dir(dir.0.join("stopped")).unwrap();
+    std::fs::write(dir.0.join("stopped/log.jsonl"), "").unwrap();
+    let e = train_tiny(&data, &dir.arg("stopped"), "1").err();
+    assert!(e.to_string().contains("saved no checkpoint (log.jsonl)"), "{e}");
+
+    // An empty folder is not a run: training goes ahead.
+    std::fs::create_dir(dir.0.join("made")).unwrap();
+    train_tiny(&data, &dir.arg("made"), "1").ok();
+    assert_eq!(read(dir.0.join("made/latest")), "step-000001");
+}
+
+#[test]
+fn a_run_folder_is_locked_while_a_process_trains_in_it() {
+    let dir = Temp::new("train-lock");
+    let data = dir.write("text.txt", &text());
+    let out = dir.arg("run");
+    // Another process training here: it holds the lock on run/.lock.
+    std::fs::create_dir(dir.0.join("run")).unwrap();
+    let mut other =
+        std::fs::OpenOptions::new().create(true).truncate(true).write(true).open(dir.0.join("run/.lock")).unwrap();
+    other.lock().unwrap();
+    std::io::Write::write_all(&mut other, b"4242").unwrap();
+    let e = train_tiny(&data, &out, "2").err();
+    assert!(matches!(&e, Error::Invalid { what, .. } if what == &format!("--out {out}")), "{e:?}");
+    let message = e.to_string();
+    assert!(message.contains("pid 4242") && message.contains(".lock"), "{message}");
+    assert!(!dir.0.join("run/latest").exists(), "nothing was written");
+
+    // Once it is gone (the file stays, with its old pid), training goes ahead.
+    drop(other);
+    train_tiny(&data, &out, "2").ok();
+    assert_eq!(read(dir.0.join("run/latest")), "step-000002");
+    // The lock is released at the end.
+    let lock = std::fs::File::open(dir.0.join("run/.lock")).unwrap();
+    lock.try_lock().expect("the run released its lock");
+    drop(lock);
+
+    // Resuming takes the lock too; a new run is told of the lock before
+    // being told of the run.
+    let other = std::fs::OpenOptions::new().write(true).open(dir.0.join("run/.lock")).unwrap();
+    other.lock().unwrap();
+    let e = train_tiny(&data, &out, "2").err();
+    assert!(e.to_string().contains("is training in this folder"), "{e}");
+    let e =
+        run(&["train", "--preset", "tiny", "--data", &data, "--out", &out, "--max-iters", "4", "--resume", "--quiet"])
+            .err();
+    assert!(e.to_string().contains("is training in this folder"), "{e}");
+    assert_eq!(read(dir.0.join("run/latest")), "step-000002");
+}
+
+#[test]
+fn a_warmup_longer_than_the_run_is_shortened_or_named() {
+    // The preset's warmup (cpu-small: 100 steps) fits a shorter run.
+    let o = train_args(&["train", "--max-iters", "50"]).options().unwrap();
+    assert_eq!((o.config.max_iters, o.config.warmup_iters), (50, 50));
+    let o = train_args(&["train", "--preset", "tiny", "--set", "lr_decay_iters=10"]).options().unwrap();
+    assert_eq!(o.config.warmup_iters, 10);
+    let o = train_args(&["train", "--max-iters", "500"]).options().unwrap();
+    assert_eq!(o.config.warmup_iters, 100, "a warmup that fits is kept");
+    // A warmup the user chose is not changed behind their back.
+    let e = train_args(&["train", "--set", "warmup_iters=80", "--max-iters", "50"]).options().unwrap_err();
+    assert!(matches!(&e, Error::Invalid { what, .. } if what.contains("warmup_iters")), "{e:?}");
+    let message = e.to_string();
+    assert!(message.contains("80") && message.contains("max_iters = 50"), "{message}");
+
+    // A short run of the tiny preset (warmup 20) trains.
+    let dir = Temp::new("train-warmup");
+    let data = dir.write("text.txt", &text());
+    let ran = run(&[
+        "train",
+        "--preset",
+        "tiny",
+        "--data",
+        &data,
+        "--out",
+        &dir.arg("run"),
+        "--max-iters",
+        "3",
+        "--threads",
+        "2",
+        "--quiet",
+        "--sample",
+        "0",
+    ])
+    .ok();
+    assert!(ran.said("done: step 3"), "{:?}", ran.said);
+}
+
+#[test]
+fn resume_keeps_the_runs_configuration_and_says_when_it_is_complete() {
+    let dir = Temp::new("train-resume-config");
+    let data = dir.write("text.txt", &text());
+    let out = dir.arg("run");
+    train_tiny(&data, &out, "3").ok();
+    let resume = |extra: &[&str]| {
+        run(&[
+            &["train", "--preset", "tiny", "--data", &data, "--out", &out, "--resume", "--quiet", "--sample", "0"],
+            extra,
+        ]
+        .concat())
+    };
+
+    // Complete: said so, with how to go on; nothing trained, nothing infinite.
+    let done = resume(&[]).ok();
+    assert!(done.said("is complete: step 3 of max_iters 3"), "{:?}", done.said);
+    assert!(done.said("--max-iters"), "{:?}", done.said);
+    assert!(!done.said.iter().any(|l| l.contains("inf")), "{:?}", done.said);
+    assert_eq!(logged_steps(&out), [1, 2, 3]);
+    assert_eq!(read(dir.0.join("run/latest")), "step-000003");
+
+    // Fewer steps than taken, and settings that differ from the run's, are
+    // refused by name; nothing is written.
+    let e = resume(&["--max-iters", "2"]).err();
+    assert!(matches!(&e, Error::Invalid { what, .. } if what == "--max-iters 2"), "{e:?}");
+    assert!(e.to_string().contains("already at step 3"), "{e}");
+    let e = resume(&["--max-iters", "5", "--set", "lr=0.5"]).err();
+    assert!(matches!(&e, Error::Invalid { what, .. } if what.contains("`lr`")), "{e:?}");
+    assert!(e.to_string().contains("0.5") && e.to_string().contains("keeps its configuration"), "{e}");
+    let e = resume(&["--max-iters", "5", "--threads", "1"]).err();
+    assert!(matches!(&e, Error::Invalid { what, .. } if what.contains("`threads`")), "{e:?}");
+    let e = resume(&["--max-iters", "5", "--tokenizer", "bpe"]).err();
+    assert!(matches!(&e, Error::Invalid { what, .. } if what == "--tokenizer"), "{e:?}");
+    assert!(e.to_string().contains("is char"), "{e}");
+    let other = dir.write("other.txt", "xyz".repeat(500).as_str());
+    let e = run(&["train", "--preset", "tiny", "--data", &other, "--out", &out, "--max-iters", "5", "--resume"]).err();
+    assert!(matches!(&e, Error::Invalid { what, .. } if what == &format!("--data {other}")), "{e:?}");
+    assert_eq!(logged_steps(&out), [1, 2, 3]);
+
+    // The same values as the run's are fine; --max-iters extends it.
+    let more = resume(&["--max-iters", "5", "--threads", "2", "--set", "warmup_iters=1", "--tokenizer", "char"]).ok();
+    assert!(more.said("at step 3 of 5") && more.said("done: step 5"), "{:?}", more.said);
+    assert_eq!(logged_steps(&out), [1, 2, 3, 4, 5]);
+}
+
+#[test]
+fn a_run_without_steps_reports_no_speed() {
+    let dir = Temp::new("train-zero");
+    let data = dir.write("text.txt", &text());
+    let ran = run(&[
+        "train",
+        "--preset",
+        "tiny",
+        "--data",
+        &data,
+        "--out",
+        &dir.arg("run"),
+        "--max-iters",
+        "0",
+        "--quiet",
+        "--sample",
+        "0",
+    ])
+    .ok();
+    assert!(ran.said("done: step 0"), "{:?}", ran.said);
+    assert!(!ran.said.iter().any(|l| l.contains("inf") || l.contains("NaN")), "{:?}", ran.said);
+}
+
+#[test]
+fn without_quiet_and_without_a_terminal_the_lines_are_still_said() {
+    let dir = Temp::new("train-lines");
+    let data = dir.write("text.txt", &text());
+    let ran = run(&[
+        "train",
+        "--preset",
+        "tiny",
+        "--data",
+        &data,
+        "--out",
+        &dir.arg("run"),
+        "--max-iters",
+        "2",
+        "--set",
+        "warmup_iters=1",
+        "--set",
+        "checkpoint_interval=1",
+        "--threads",
+        "2",
+        "--sample",
+        "0",
+    ])
+    .ok();
+    assert!(ran.said("step     0: train loss"), "{:?}", ran.said);
+    assert!(ran.said("step     2: train loss"), "{:?}", ran.said);
+    assert!(ran.said(&format!("checkpoint: {}", dir.0.join("run/step-000001").display())), "{:?}", ran.said);
+    assert!(ran.said("done: step 2"), "{:?}", ran.said);
+}
+
 // ------------------------------------------------------------------ sample
 
 #[test]
@@ -389,13 +602,24 @@ fn sample_is_seeded_stops_at_stop_strings_and_refuses_bad_input() {
 
     let e = run(&["sample", "--model", &model, "--prompt", ""]).err();
     assert!(matches!(&e, Error::Invalid { what, .. } if what == "--prompt"), "{e:?}");
-    let e = run(&["sample", "--model", &model, "--prompt", "F€"]).err();
+    // Bad input prints nothing, not even the prompt.
+    let ran = run(&["sample", "--model", &model, "--prompt", "F€"]);
+    assert_eq!(ran.out, "");
+    let e = ran.err();
     assert!(matches!(e, Error::Tokenizer(_)), "{e:?}");
-    let e = sample(&["--top-p", "0"]).err();
+    let ran = sample(&["--top-p", "0"]);
+    assert_eq!(ran.out, "");
+    let e = ran.err();
     assert!(matches!(e, Error::Gpt(GptError::Config { field: "top_p", .. })), "{e:?}");
+    // The options are checked first, before the model is looked for.
+    let e = run(&["sample", "--model", &dir.arg("missing"), "--top-k", "0"]).err();
+    assert!(matches!(e, Error::Gpt(GptError::Config { field: "top_k", .. })), "{e:?}");
+    // A missing model says how to make one.
     let e = run(&["sample", "--model", &dir.arg("missing")]).err();
-    assert!(matches!(e, Error::Gpt(GptError::Checkpoint { .. })), "{e:?}");
-    assert!(e.to_string().contains("does not exist"), "{e}");
+    assert!(matches!(&e, Error::Invalid { what, .. } if what.contains("--model")), "{e:?}");
+    let message = e.to_string();
+    assert!(message.contains("does not exist"), "{message}");
+    assert!(message.contains(&format!("addmul train --out {}", dir.arg("missing"))), "{message}");
 }
 
 #[test]
@@ -433,9 +657,51 @@ fn sample_flags_map_onto_the_options() {
     let a = args(&["sample"]);
     let o = a.options();
     assert_eq!(a.model, Path::new("runs/cpu-small"));
+    assert_eq!(a.model, SampleArgs::default_model(), "the default that `sample` names when it is missing");
     assert_eq!((o.prompt.as_str(), o.max_tokens, o.stops.len()), ("\n", 500, 0));
     let s = o.sampling;
     assert_eq!((s.temperature, s.top_k, s.top_p, s.seed), (1.0, None, None, 0));
+}
+
+/// An output whose reader has gone after `room` bytes (`| head`), failing
+/// then with `kind`.
+struct Closed {
+    room: usize,
+    kind: std::io::ErrorKind,
+    got: Vec<u8>,
+}
+
+impl std::io::Write for Closed {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.got.len() + buf.len() > self.room {
+            return Err(std::io::Error::from(self.kind));
+        }
+        self.got.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn a_closed_pipe_ends_sample_quietly() {
+    let dir = Temp::new("sample-pipe");
+    let data = dir.write("text.txt", &text());
+    let model = dir.arg("run");
+    train_tiny(&data, &model, "2").ok();
+    let args = ["sample", "--model", &model, "--prompt", "First", "--tokens", "50"];
+    for room in [0, 3, 20] {
+        let mut out = Closed { room, kind: std::io::ErrorKind::BrokenPipe, got: Vec::new() };
+        let (_, say) = collector();
+        cli::run(parse(&args), &mut out, say).unwrap_or_else(|e| panic!("room {room}: {e}"));
+        assert!(out.got.len() <= room && (room < 20 || out.got.starts_with(b"First")), "{:?}", out.got);
+    }
+    // Any other write error is still an error.
+    let mut out = Closed { room: 3, kind: std::io::ErrorKind::StorageFull, got: Vec::new() };
+    let (_, say) = collector();
+    let e = cli::run(parse(&args), &mut out, say).unwrap_err();
+    assert!(matches!(&e, Error::Io { context, .. } if context == "writing the sample"), "{e:?}");
 }
 
 // --------------------------------------------------------------- tokenizer
@@ -466,6 +732,29 @@ fn tokenizer_train_writes_a_file_that_loads_back() {
     let e = run(&["tokenizer", "train", "--data", &dir.arg("missing.txt"), "--out", &dir.arg("x.json")]).err();
     assert!(matches!(e, Error::Corpus(_)), "{e:?}");
     assert!(!dir.0.join("x.json").exists());
+}
+
+#[test]
+fn tokenizer_train_refuses_an_empty_text_and_checks_out_first() {
+    let dir = Temp::new("tokenizer-checks");
+    let empty = dir.write("empty.txt", "");
+    for kind in ["bpe", "char"] {
+        let e = run(&["tokenizer", "train", "--data", &empty, "--kind", kind, "--out", &dir.arg("x.json")]).err();
+        assert!(matches!(&e, Error::Invalid { what, .. } if what == &format!("--data {empty}")), "{kind}: {e:?}");
+        assert!(e.to_string().contains("is empty"), "{e}");
+    }
+    assert!(!dir.0.join("x.json").exists());
+
+    // --out in a folder that does not exist, or a folder: said before the
+    // text is even read (here it is missing too).
+    let missing = dir.arg("missing.txt");
+    let out = dir.arg("no/such/folder/tok.json");
+    let e = run(&["tokenizer", "train", "--data", &missing, "--out", &out]).err();
+    assert!(matches!(&e, Error::Invalid { what, .. } if what == &format!("--out {out}")), "{e:?}");
+    assert!(e.to_string().contains("does not exist"), "{e}");
+    let e = run(&["tokenizer", "train", "--data", &missing, "--out", &dir.arg("")]).err();
+    assert!(matches!(&e, Error::Invalid { what, .. } if what.starts_with("--out")), "{e:?}");
+    assert!(e.to_string().contains("is a folder"), "{e}");
 }
 
 // ------------------------------------------------------------------- bench
@@ -686,4 +975,9 @@ fn the_binary_runs_a_command_and_reports_errors() {
     assert!(!dir.0.join("run").exists());
     let unknown = addmul(&["train", "--no-such-flag"]);
     assert_eq!(unknown.status.code(), Some(2), "clap's usage error");
+    // Where there is no run yet, `sample` says how to train one.
+    let no_run = addmul(&["sample"]);
+    assert!(!no_run.status.success());
+    let stderr = String::from_utf8_lossy(&no_run.stderr);
+    assert!(stderr.contains("runs/cpu-small: does not exist") && stderr.contains("`addmul train`"), "{stderr}");
 }
