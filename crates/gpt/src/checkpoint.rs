@@ -101,18 +101,33 @@ pub fn model_safetensors<T: Float>(model: &Gpt<T>, path_for_errors: &Path) -> Re
 pub fn load_model<T: Float>(dir: &Path) -> Result<Gpt<T>> {
     let config_path = dir.join("config.json");
     let text = fs::read_to_string(&config_path).map_err(GptError::io("reading", &config_path))?;
-    let config = GptConfig::from_hf_json(&text)?;
-    config.validate()?;
     let weights = dir.join("model.safetensors");
     let bytes = fs::read(&weights).map_err(GptError::io("reading", &weights))?;
-    let tensors = read_tensors(&bytes, &weights)?;
+    model_from_bytes(&text, &bytes, &config_path, &weights)
+}
+
+/// [`load_model`] on the files' contents: `config_json` (read from
+/// `config_path`) and the safetensors `weights` (read from `weights_path`);
+/// the paths only name the files in errors.
+///
+/// # Errors
+/// As [`load_model`].
+pub fn model_from_bytes<T: Float>(
+    config_json: &str,
+    weights: &[u8],
+    config_path: &Path,
+    weights_path: &Path,
+) -> Result<Gpt<T>> {
+    let config = GptConfig::from_hf_json(config_json)?;
+    config.validate()?;
+    let tensors = read_tensors(weights, weights_path)?;
     // The model is allocated only once the file can fill it: a config.json
     // that claims more parameters than the file holds values is refused
     // before anything of its size exists.
     let stored: usize = tensors.values().map(|(_, m)| m.len()).sum();
     if config.num_params() > stored {
         return Err(GptError::checkpoint(
-            &weights,
+            weights_path,
             format!(
                 "holds {stored} values, but {} describes a model of {} parameters",
                 config_path.display(),
@@ -121,7 +136,7 @@ pub fn load_model<T: Float>(dir: &Path) -> Result<Gpt<T>> {
         ));
     }
     let mut model = Gpt::new(config, &mut addmul_core::rng(0))?;
-    load_into(&mut model, tensors, &weights)?;
+    load_into(&mut model, tensors, weights_path)?;
     Ok(model)
 }
 
