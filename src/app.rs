@@ -5,6 +5,7 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use addmul_gpt::checkpoint::resolve;
@@ -149,6 +150,37 @@ enum LogLine<'a> {
     Eval(&'a EvalReport),
 }
 
+/// Set (by the binary's Ctrl-C handler, see [`request_stop`]) to stop a
+/// training run after its current step.
+static STOP: AtomicBool = AtomicBool::new(false);
+/// Whether a training run is in progress (so that a stop request is heard).
+static TRAINING: AtomicBool = AtomicBool::new(false);
+
+/// Asks the training run in progress to stop after its current step, save
+/// a checkpoint and return [`GptError::Stopped`](addmul_gpt::GptError::Stopped).
+/// Returns `false` if no run is in progress (then nothing will hear it).
+pub fn request_stop() -> bool {
+    STOP.store(true, Ordering::SeqCst);
+    TRAINING.load(Ordering::SeqCst)
+}
+
+/// Marks a training run as in progress while it lives.
+struct Training;
+
+impl Training {
+    fn start() -> Self {
+        STOP.store(false, Ordering::SeqCst);
+        TRAINING.store(true, Ordering::SeqCst);
+        Training
+    }
+}
+
+impl Drop for Training {
+    fn drop(&mut self) {
+        TRAINING.store(false, Ordering::SeqCst);
+    }
+}
+
 struct Progress {
     bar: Option<ProgressBar>,
     log: std::fs::File,
@@ -166,6 +198,9 @@ impl Progress {
 }
 
 impl Observer for Progress {
+    fn stop_requested(&mut self) -> bool {
+        STOP.load(Ordering::SeqCst)
+    }
     fn step(&mut self, r: &StepReport) {
         self.write(&LogLine::Step(r));
         self.steps.push(*r);
@@ -510,9 +545,19 @@ pub fn train(options: &TrainOptions, out: &mut dyn Write, mut say: impl FnMut(&s
         dir: options.out.clone(),
         extra_files: vec![("tokenizer.json".into(), tokenizer.to_json().into_bytes())],
     };
-    let result = trainer.run(&mut progress, Some(&plan));
+    let result = {
+        let _training = Training::start();
+        trainer.run(&mut progress, Some(&plan))
+    };
     if let Some(bar) = &progress.bar {
         bar.finish_and_clear();
+    }
+    if let Err(addmul_gpt::GptError::Stopped { step, .. }) = &result {
+        (progress.say)(&format!(
+            "stopped at step {step} of {}; continue with: addmul train --resume --out {}",
+            config.max_iters,
+            options.out.display()
+        ));
     }
     result?;
 

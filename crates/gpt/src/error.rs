@@ -47,6 +47,15 @@ pub enum GptError {
         /// How many are needed.
         needed: usize,
     },
+    /// Training stopped before `max_iters` because the observer asked it to
+    /// (say, on Ctrl-C), after saving a checkpoint when there was a plan.
+    #[error("training stopped at step {step} as asked{}", checkpoint.as_ref().map(|c| format!("; the checkpoint {} holds it", c.display())).unwrap_or_default())]
+    Stopped {
+        /// Steps taken.
+        step: u64,
+        /// The checkpoint written at that step, if any.
+        checkpoint: Option<std::path::PathBuf>,
+    },
     /// The loss stopped being a finite number.
     #[error("the training loss became {loss} at step {step}; stopped (the last good checkpoint is kept)")]
     NonFiniteLoss {

@@ -249,6 +249,11 @@ pub trait Observer {
     fn eval(&mut self, _report: &EvalReport) {}
     /// After each checkpoint.
     fn checkpoint(&mut self, _dir: &Path) {}
+    /// Asked after each step: `true` stops the run there (with a
+    /// checkpoint), for example when the user pressed Ctrl-C.
+    fn stop_requested(&mut self) -> bool {
+        false
+    }
 }
 
 /// An observer that ignores everything.
@@ -308,6 +313,11 @@ impl SavedRng {
         let word_pos = self.word_pos.parse().map_err(|_| bad())?;
         Ok(RngState { seed, stream: self.stream, word_pos }.restore())
     }
+}
+
+/// The folder of the checkpoint at `step`: `step-000500`.
+fn checkpoint_name(step: u64) -> String {
+    format!("step-{step:06}")
 }
 
 /// FNV-1a over the token ids: resuming on a different corpus is refused.
@@ -518,11 +528,13 @@ impl GptTrainer {
     }
 
     /// Trains until `max_iters`, measuring every `eval_interval` steps (and at
-    /// the start and the end) and saving checkpoints as planned.
+    /// the start and the end) and saving checkpoints as planned. When the
+    /// observer asks to stop, the step in progress finishes, a checkpoint is
+    /// saved (with a plan) and the run ends with [`GptError::Stopped`].
     ///
     /// # Errors
     /// Any error of a step, a measurement or a checkpoint; the checkpoints
-    /// already written stay as they are.
+    /// already written stay as they are. [`GptError::Stopped`] when stopped.
     pub fn run(&mut self, observer: &mut dyn Observer, checkpoints: Option<&CheckpointPlan>) -> Result<()> {
         while self.step < self.config.max_iters {
             if self.step.is_multiple_of(self.config.eval_interval)
@@ -541,6 +553,18 @@ impl GptTrainer {
             {
                 let dir = self.save(plan)?;
                 observer.checkpoint(&dir);
+            }
+            if self.step < self.config.max_iters && observer.stop_requested() {
+                let checkpoint = match checkpoints {
+                    Some(plan) if self.last_saved != Some(self.step) => {
+                        let dir = self.save(plan)?;
+                        observer.checkpoint(&dir);
+                        Some(dir)
+                    }
+                    Some(plan) => Some(plan.dir.join(checkpoint_name(self.step))),
+                    None => None,
+                };
+                return Err(GptError::Stopped { step: self.step, checkpoint });
             }
         }
         if self.evals.last().is_none_or(|e| e.step != self.step) {
@@ -562,7 +586,7 @@ impl GptTrainer {
     /// # Errors
     /// [`GptError::Io`] or [`GptError::Checkpoint`].
     pub fn save(&mut self, plan: &CheckpointPlan) -> Result<PathBuf> {
-        let name = format!("step-{:06}", self.step);
+        let name = checkpoint_name(self.step);
         let model = self.workers.model();
         let mut files: Vec<(&str, Vec<u8>)> = vec![
             ("config.json", model.config().to_hf_json().into_bytes()),

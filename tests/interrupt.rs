@@ -1,0 +1,129 @@
+//! Ctrl-C during `addmul train`, sent to the real binary: the first lets the
+//! step finish, saves a checkpoint, says how to resume and exits with 130;
+//! a second stops at once without damaging the last checkpoint.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use addmul::gpt::checkpoint::{load_model, resolve};
+
+/// A folder of its own under the system's temporary folder, removed when
+/// dropped.
+struct Temp(PathBuf);
+
+impl Temp {
+    fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("addmul-interrupt-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Temp(dir)
+    }
+}
+
+impl Drop for Temp {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Starts a long tiny training run into `dir/run`, checkpointing every
+/// `checkpoint_interval` steps.
+fn start(dir: &Path, checkpoint_interval: u64) -> Child {
+    let data = dir.join("text.txt");
+    std::fs::write(&data, "the quick brown fox jumps over the lazy dog. ".repeat(200)).unwrap();
+    Command::new(env!("CARGO_BIN_EXE_addmul"))
+        .args(["train", "--preset", "tiny", "--max-iters", "1000000", "--quiet", "--sample", "0"])
+        .args(["--set", &format!("checkpoint_interval={checkpoint_interval}"), "--set", "eval_interval=100000"])
+        .args(["--set", "warmup_iters=2"])
+        .arg("--data")
+        .arg(&data)
+        .arg("--out")
+        .arg(dir.join("run"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Steps in the run's log so far.
+fn logged_steps(run: &Path) -> usize {
+    std::fs::read_to_string(run.join("log.jsonl"))
+        .map_or(0, |log| log.lines().filter(|l| l.contains(r#""type":"step""#)).count())
+}
+
+fn interrupt(child: &Child) {
+    let status = Command::new("sh").arg("-c").arg(format!("kill -INT {}", child.id())).status().unwrap();
+    assert!(status.success());
+}
+
+/// Waits for the child to exit (at most a minute); its exit code and stderr.
+fn finish(mut child: Child) -> (Option<i32>, String) {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut err = String::new();
+            child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+            return (status.code(), err);
+        }
+        if start.elapsed() > Duration::from_secs(60) {
+            child.kill().unwrap();
+            panic!("the run did not stop within a minute of Ctrl-C");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Waits until the run has logged at least `steps` steps.
+fn wait_for_steps(run: &Path, steps: usize) {
+    let start = Instant::now();
+    while logged_steps(run) < steps {
+        assert!(start.elapsed() < Duration::from_secs(120), "the run did not start training");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn ctrl_c_finishes_the_step_saves_a_checkpoint_and_exits_with_130() {
+    let dir = Temp::new("once");
+    let run = dir.0.join("run");
+    let child = start(&dir.0, 0);
+    wait_for_steps(&run, 3);
+    interrupt(&child);
+    let (code, stderr) = finish(child);
+    assert_eq!(code, Some(130), "{stderr}");
+    assert!(stderr.contains("addmul train --resume --out"), "{stderr}");
+    // The checkpoint holds the last step the log shows.
+    let steps = logged_steps(&run);
+    let checkpoint = resolve(&run).unwrap();
+    assert_eq!(checkpoint.file_name().unwrap().to_string_lossy(), format!("step-{steps:06}"));
+    load_model::<f32>(&checkpoint).unwrap();
+    // And the run resumes from it.
+    let out = Command::new(env!("CARGO_BIN_EXE_addmul"))
+        .args(["train", "--resume", "--quiet", "--sample", "0", "--max-iters", &(steps + 2).to_string()])
+        .arg("--data")
+        .arg(dir.0.join("text.txt"))
+        .arg("--out")
+        .arg(&run)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(logged_steps(&run), steps + 2);
+}
+
+#[test]
+fn a_second_ctrl_c_stops_at_once_and_leaves_the_last_checkpoint_whole() {
+    let dir = Temp::new("twice");
+    let run = dir.0.join("run");
+    // A checkpoint after every step: the second Ctrl-C may well land in one.
+    let child = start(&dir.0, 1);
+    wait_for_steps(&run, 3);
+    interrupt(&child);
+    interrupt(&child);
+    let (code, stderr) = finish(child);
+    assert_eq!(code, Some(130), "{stderr}");
+    let checkpoint = resolve(&run).unwrap();
+    load_model::<f32>(&checkpoint).unwrap();
+}
