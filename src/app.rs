@@ -142,6 +142,25 @@ pub struct TrainOptions {
     pub quiet: bool,
 }
 
+/// Drops the lines of `log.jsonl` after step `step` (those a run logged
+/// after its last checkpoint before it was stopped), so that a resumed run
+/// logs each step once. The log is rewritten atomically; lines that are not
+/// JSON with a `step` are kept.
+fn truncate_log(path: &Path, step: u64) -> Result<()> {
+    let Ok(text) = std::fs::read_to_string(path) else { return Ok(()) };
+    let after = |line: &str| {
+        serde_json::from_str::<serde_json::Value>(line)
+            .ok()
+            .and_then(|v| v.get("step")?.as_u64())
+            .is_some_and(|s| s > step)
+    };
+    let kept: String = text.lines().filter(|l| !after(l)).flat_map(|l| [l, "\n"]).collect();
+    if kept.len() != text.len() {
+        addmul_gpt::checkpoint::write_atomically(path, kept.as_bytes())?;
+    }
+    Ok(())
+}
+
 /// A step or measurement, as a line of `log.jsonl`.
 #[derive(serde::Serialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
@@ -524,6 +543,9 @@ pub fn train(options: &TrainOptions, out: &mut dyn Write, mut say: impl FnMut(&s
         trainer.threads()
     ));
     let log_path = options.out.join("log.jsonl");
+    if options.resume {
+        truncate_log(&log_path, trainer.steps_taken())?;
+    }
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)

@@ -127,3 +127,31 @@ fn a_second_ctrl_c_stops_at_once_and_leaves_the_last_checkpoint_whole() {
     let checkpoint = resolve(&run).unwrap();
     load_model::<f32>(&checkpoint).unwrap();
 }
+
+#[test]
+fn after_a_kill_and_a_resume_the_log_has_each_step_once() {
+    let dir = Temp::new("kill");
+    let run = dir.0.join("run");
+    let mut child = start(&dir.0, 4);
+    wait_for_steps(&run, 7);
+    child.kill().unwrap(); // SIGKILL: no handler, no last checkpoint
+    child.wait().unwrap();
+    let saved: usize = resolve(&run).unwrap().file_name().unwrap().to_string_lossy()["step-".len()..].parse().unwrap();
+    assert!(logged_steps(&run) > saved, "the log ran ahead of the last checkpoint");
+    let out = Command::new(env!("CARGO_BIN_EXE_addmul"))
+        .args(["train", "--resume", "--quiet", "--sample", "0", "--max-iters", &(saved + 3).to_string()])
+        .arg("--data")
+        .arg(dir.0.join("text.txt"))
+        .arg("--out")
+        .arg(&run)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let log = std::fs::read_to_string(run.join("log.jsonl")).unwrap();
+    let steps: Vec<u64> = log
+        .lines()
+        .filter(|l| l.contains(r#""type":"step""#))
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["step"].as_u64().unwrap())
+        .collect();
+    assert_eq!(steps, (1..=saved as u64 + 3).collect::<Vec<_>>());
+}
