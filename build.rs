@@ -18,9 +18,11 @@ fn main() {
             continue;
         }
         if let Ok(chapter) = std::fs::read_to_string(&path) {
-            // Keep the prose; drop mdBook's directives.
+            // Keep the prose; drop mdBook's directives: whole lines
+            // (includes) and the numbers a line cites (`{{#value key}}`,
+            // computed only when the book is built).
             for line in chapter.lines().filter(|l| !l.trim_start().starts_with("{{#")) {
-                text.push_str(line);
+                text.push_str(&without_directives(line));
                 text.push('\n');
             }
             text.push('\n');
@@ -28,4 +30,22 @@ fn main() {
     }
     let out = Path::new(&std::env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("book.txt");
     std::fs::write(out, text).expect("OUT_DIR is writable");
+}
+
+/// `line` without its `{{#...}}` directives.
+fn without_directives(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut rest = line;
+    while let Some(start) = rest.find("{{#") {
+        out.push_str(&rest[..start]);
+        match rest[start..].find("}}") {
+            Some(end) => rest = &rest[start + end + 2..],
+            None => {
+                rest = "";
+                break;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
