@@ -8,7 +8,9 @@ use std::collections::BTreeMap;
 use std::fmt::Display;
 
 use anyhow::{Result, bail};
+#[cfg(feature = "book")]
 use mdbook_preprocessor::book::{Book, BookItem};
+#[cfg(feature = "book")]
 use mdbook_preprocessor::{Preprocessor, PreprocessorContext};
 
 /// Named values computed for the book.
@@ -76,6 +78,7 @@ pub fn find_keys(text: &str) -> Vec<&str> {
 }
 
 /// Replaces every `{{#value key}}` in `text`.
+#[cfg_attr(not(feature = "book"), allow(dead_code))] // the test build has no mdBook to call it
 pub fn substitute(text: &str, values: &Values) -> Result<String> {
     let mut out = String::with_capacity(text.len());
     let mut last = 0;
@@ -96,8 +99,10 @@ pub fn substitute(text: &str, values: &Values) -> Result<String> {
 }
 
 /// The mdBook preprocessor.
+#[cfg(feature = "book")]
 pub struct ValuesPreprocessor(pub Values);
 
+#[cfg(feature = "book")]
 impl Preprocessor for ValuesPreprocessor {
     fn name(&self) -> &str {
         "values"
