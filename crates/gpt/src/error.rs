@@ -47,6 +47,19 @@ pub enum GptError {
         /// How many are needed.
         needed: usize,
     },
+    /// Training would need more memory than the machine has available.
+    #[error(
+        "this configuration needs about {:.1} GB to train ({:.1} GB of weights and gradients over {threads} threads, {:.1} GB of optimizer state, {:.1} GB of activations) but {:.1} GB are available; make n_layer, n_embd, batch_size or block_size smaller, or use fewer threads",
+        gb(estimate.total()), gb(estimate.weights), gb(estimate.optimizer), gb(estimate.activations), gb(*available)
+    )]
+    TooLarge {
+        /// What training would need.
+        estimate: crate::MemoryEstimate,
+        /// Worker threads (each holds a copy of the weights and gradients).
+        threads: usize,
+        /// Bytes of memory available.
+        available: f64,
+    },
     /// Training stopped before `max_iters` because the observer asked it to
     /// (say, on Ctrl-C), after saving a checkpoint when there was a plan.
     #[error("training stopped at step {step} as asked{}", checkpoint.as_ref().map(|c| format!("; the checkpoint {} holds it", c.display())).unwrap_or_default())]
@@ -101,4 +114,9 @@ impl GptError {
         let path = path.into();
         move |source| GptError::Io { action, path, source }
     }
+}
+
+/// Bytes in gigabytes.
+fn gb(bytes: f64) -> f64 {
+    bytes / 1e9
 }

@@ -44,4 +44,6 @@ pub use config::GptConfig;
 pub use error::{GptError, Result};
 pub use model::{Batch, Block, DecodeState, Gpt, TokenId};
 pub use sample::{Sampler, SamplingConfig, choose};
-pub use train::{CheckpointPlan, EvalReport, GptTrainConfig, GptTrainer, Observer, PRESETS, StepReport};
+pub use train::{
+    CheckpointPlan, EvalReport, GptTrainConfig, GptTrainer, MemoryEstimate, Observer, PRESETS, StepReport,
+};

@@ -211,6 +211,55 @@ impl GptTrainConfig {
     }
 }
 
+/// The memory a training run needs, in bytes (an estimate, counted in `f64`
+/// so that no size can overflow).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct MemoryEstimate {
+    /// Weights and gradients of every worker's copy.
+    pub weights: f64,
+    /// AdamW's two moments.
+    pub optimizer: f64,
+    /// What the forward passes keep for the backward passes, over all
+    /// workers: per token and layer about 16 · n_embd numbers (layer norms,
+    /// queries, keys, values, the feed-forward's 4 · n_embd twice) and
+    /// n_head · block_size attention weights, plus the logits and their
+    /// gradient.
+    pub activations: f64,
+}
+
+impl MemoryEstimate {
+    /// Everything.
+    pub fn total(&self) -> f64 {
+        self.weights + self.optimizer + self.activations
+    }
+}
+
+impl GptTrainConfig {
+    /// What training this configuration on a vocabulary of `vocab_size`
+    /// needs, before anything is allocated.
+    pub fn memory_estimate(&self, vocab_size: usize) -> MemoryEstimate {
+        let f = |n: usize| n as f64;
+        let (c, t, l, h, v) = (f(self.n_embd), f(self.block_size), f(self.n_layer), f(self.n_head), f(vocab_size));
+        let params = l * (12.0 * c * c + 13.0 * c) + (v + t + 2.0) * c;
+        let bytes = std::mem::size_of::<f32>() as f64;
+        let tokens = f(self.batch_size) * t;
+        MemoryEstimate {
+            weights: 2.0 * params * bytes * f(self.thread_count()),
+            optimizer: 2.0 * params * bytes,
+            activations: tokens * (l * (16.0 * c + h * t) + 3.0 * v) * bytes,
+        }
+    }
+}
+
+/// Memory available to this process (Linux's `MemAvailable`), in bytes;
+/// `None` where it cannot be read.
+fn available_memory() -> Option<f64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024.0)
+}
+
 /// What one optimizer step did.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct StepReport {
@@ -380,6 +429,12 @@ impl GptTrainer {
             return Err(GptError::TokenOutOfRange { id, position, vocab_size });
         }
         let (train, val) = split(tokens, &config)?;
+        let estimate = config.memory_estimate(vocab_size);
+        if let Some(available) = available_memory()
+            && estimate.total() > 0.9 * available
+        {
+            return Err(GptError::TooLarge { estimate, threads: config.thread_count(), available });
+        }
         let model = Gpt::new(config.model_config(vocab_size), &mut rng(config.seed))?;
         let workers = DataParallel::new(model, config.thread_count());
         let optimizer = AdamW::new(config.adamw())?;

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use addmul_core::{Parameters, rng};
 use addmul_gpt::checkpoint::{LATEST, load_model, model_safetensors, prune, resolve};
-use addmul_gpt::{Gpt, GptConfig, GptError};
+use addmul_gpt::{Gpt, GptConfig, GptError, GptTrainConfig, GptTrainer};
 
 /// A folder under the system temp dir, removed when dropped.
 struct TempDir(PathBuf);
@@ -117,4 +117,25 @@ fn pruning_orders_checkpoints_by_step_past_a_million() {
     left.sort();
     // By name, step-999999 would have looked newest and step-1000000 gone.
     assert_eq!(left, ["latest", "step-1000000", "step-1000001", "step-notes"]);
+}
+
+#[test]
+fn a_configuration_too_large_for_the_machine_is_refused_with_its_figures() {
+    let tokens: Vec<u32> = (0..4000).map(|i| i % 10).collect();
+    let huge = GptTrainConfig {
+        n_layer: 100_000,
+        n_embd: 4096,
+        n_head: 4,
+        block_size: 8,
+        ..GptTrainConfig::preset("tiny").unwrap()
+    };
+    let estimate = huge.memory_estimate(10);
+    assert!(estimate.total() > 1e14, "{estimate:?}"); // 2e13 parameters
+    let err = GptTrainer::new(huge, 10, &tokens).unwrap_err();
+    assert!(matches!(err, GptError::TooLarge { .. }), "{err}");
+    let text = err.to_string();
+    assert!(text.contains("GB to train") && text.contains("make n_layer"), "{text}");
+    // cpu-small is far from any limit: about 12 MB of weights and 30 MB of activations.
+    let small = GptTrainConfig { threads: 2, ..GptTrainConfig::cpu_small() }.memory_estimate(65);
+    assert!(small.total() < 100e6 && small.activations > 10e6, "{small:?}");
 }
