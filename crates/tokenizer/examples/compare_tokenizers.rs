@@ -5,7 +5,9 @@
 //! ```
 //!
 //! FILE defaults to `$ADDMUL_CORPUS`, then `../shared/data/tinyshakespeare.txt`
-//! (relative to the repository); VOCAB_SIZE to 4096.
+//! (relative to the repository) where those exist; without them, give any
+//! UTF-8 text file (the book's chapters will do: `book/src/ch06-subword-tokenizers.md`).
+//! VOCAB_SIZE defaults to 4096 (smaller texts want smaller vocabularies).
 
 use std::time::Instant;
 
@@ -21,6 +23,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         })
     });
     let vocab: usize = args.next().map(|v| v.parse()).transpose()?.unwrap_or(4096);
+    if !path.exists() {
+        return Err(format!(
+            "{} does not exist: give a text file, e.g. `cargo run --release -p addmul-tokenizer --example \
+             compare_tokenizers -- book/src/ch06-subword-tokenizers.md 512`, or set $ADDMUL_CORPUS",
+            path.display()
+        )
+        .into());
+    }
     let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
     println!("{}: {} bytes, {} characters", path.display(), text.len(), text.chars().count());
 
