@@ -214,11 +214,20 @@ impl LineChart {
         let mut chart = ChartBuilder::on(&root)
             .caption(&self.title, ("sans-serif", 20))
             .margin(12)
+            // Room for half of the last x label, which is centred on the edge.
+            .margin_right(28)
             .x_label_area_size(40)
             .y_label_area_size(56)
             .build_cartesian_2d(x, y.clone())
             .map_err(e)?;
-        chart.configure_mesh().x_desc(&self.x_label).y_desc(&self.y_label).light_line_style(WHITE).draw().map_err(e)?;
+        chart
+            .configure_mesh()
+            .x_desc(&self.x_label)
+            .y_desc(&self.y_label)
+            .x_label_formatter(&|v| tick(*v))
+            .light_line_style(WHITE)
+            .draw()
+            .map_err(e)?;
         for (i, s) in self.series.iter().enumerate() {
             let colour = PALETTE[i % PALETTE.len()];
             chart
@@ -585,5 +594,26 @@ mod tests {
             .to_svg()
             .unwrap();
         assert!(svg.contains("left") && svg.contains("right"));
+    }
+}
+
+/// A tick label: at most six decimals, without trailing zeros (steps read
+/// `500`, not `500.0`).
+fn tick(v: f64) -> String {
+    let s = format!("{v:.6}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    if s == "-0" { "0".to_string() } else { s.to_string() }
+}
+
+#[cfg(test)]
+mod tick_tests {
+    #[test]
+    fn ticks_drop_needless_decimals() {
+        assert_eq!(super::tick(500.0), "500");
+        assert_eq!(super::tick(0.25), "0.25");
+        assert_eq!(super::tick(0.1 + 0.2), "0.3");
+        assert_eq!(super::tick(-0.0), "0");
+        assert_eq!(super::tick(1e-7), "0");
+        assert_eq!(super::tick(-2.5), "-2.5");
     }
 }
