@@ -49,7 +49,12 @@ impl Parameters<f64> for Block {
 
 fn block(placement: NormPlacement, d: usize, hidden: usize, dropout: Option<(f64, u64)>, seed: u64) -> Block {
     let mut r = rng(seed);
-    let mut norm = LayerNorm::new(d);
+    // ε = 1e-3, as in the whole-model checks: with 2 features nearly equal,
+    // the default 1e-5 gives the norm a gain of several hundred, and finite
+    // differences at h = 1e-5 are no longer accurate to 1e-6 even with
+    // Richardson extrapolation (PROPTEST_RNG_SEED=102: post-norm, d = 2,
+    // hidden = 2, n = 2: 1.035e-6 on a gradient of 4.8e-4).
+    let mut norm = LayerNorm::new(d).with_eps(1e-3).unwrap();
     // Gains and biases away from 1 and 0, so that their gradients matter.
     norm.visit_mut(&mut |_, p| {
         let (rows, cols) = p.value().shape();
@@ -75,7 +80,13 @@ proptest! {
         let mut b = block(placement, d, hidden, dropout, seed);
         let x: Matrix<f64> = Init::Normal { std: 1.0 }.matrix(d, n, &mut rng(seed ^ 1));
         let probe: Matrix<f64> = Init::Normal { std: 1.0 }.matrix(d, n, &mut rng(seed ^ 2));
-        let report = GradCheck::default().layer(&mut b, &x, &probe).unwrap();
+        // A layer norm over as few as 2 features is strongly curved where
+        // they are nearly equal (its third derivative grows like 1/σ³), and
+        // the central difference's h² truncation error alone passed 1e-6
+        // (PROPTEST_RNG_SEED=1: post-norm, d = 2, hidden = 3, n = 2, with
+        // dropout: 1.084e-6). Richardson extrapolation cancels that term, as
+        // in the layer norm's and the whole models' checks.
+        let report = GradCheck { richardson: true, ..GradCheck::default() }.layer(&mut b, &x, &probe).unwrap();
         prop_assert!(within(&report, TIGHT).is_ok(), "{}", report);
     }
 }

@@ -177,18 +177,47 @@ proptest! {
         prop_assert_eq!(trained().decode_bytes(&ids).unwrap(), data);
     }
 
+    /// BPE training follows its rule: merge the most frequent neighbouring
+    /// pair, ties to the smallest (left, right) ids, so the merges depend on
+    /// neither hashing nor the order of the text. Checked against the rule
+    /// written the slow, obvious way (`reference_merges`: every pair recounted
+    /// in a `BTreeMap` after each merge), on one unsplit piece and on words
+    /// split by GPT-2's pattern. Over the letters "abc" ties are everywhere,
+    /// so a tie broken by hash order would disagree with the reference.
     #[test]
-    fn training_twice_gives_identical_merges(words in prop::collection::vec("[abc ]{1,8}", 1..30), size in 256usize..320) {
-        let text = words.concat();
-        let a = BpeTrainer::new(size).min_frequency(1).train(&text).unwrap();
-        let b = BpeTrainer::new(size).min_frequency(1).train(&text).unwrap();
-        prop_assert_eq!(a.merges(), b.merges());
-        prop_assert_eq!(a.to_file_string(), b.to_file_string());
-        prop_assert_eq!(a.decode(&a.encode(&text).unwrap()).unwrap(), text.as_str());
-        let (u1, u2) = (UnigramTrainer::new(size + 20).train(&text), UnigramTrainer::new(size + 20).train(&text));
-        prop_assert_eq!(u1.map(|m| m.to_file_string()).ok(), u2.map(|m| m.to_file_string()).ok());
-        let s1 = SentencePieceBpeTrainer::new(size + 20).train(&text).map(|m| m.to_file_string()).ok();
-        prop_assert_eq!(s1, SentencePieceBpeTrainer::new(size + 20).train(&text).map(|m| m.to_file_string()).ok());
+    fn bpe_training_follows_the_reference_rule(
+        words in prop::collection::vec("[abc]{1,8}", 1..30), split: bool, size in 256usize..320, min in 1u64..3,
+    ) {
+        let pieces: Vec<String> = words.iter().map(|w| format!(" {w}")).collect();
+        let text = pieces.concat();
+        let (trainer, reference_words) = if split {
+            (BpeTrainer::new(size), pieces.iter().map(|p| p.as_bytes().to_vec()).collect())
+        } else {
+            (BpeTrainer::new(size).pattern(None), vec![text.as_bytes().to_vec()])
+        };
+        let bpe = trainer.min_frequency(min).train(&text).unwrap();
+        let merges: Vec<(u32, u32, u32)> = bpe.merges().iter().map(|m| (m.left, m.right, m.token)).collect();
+        prop_assert_eq!(merges, reference_merges(&reference_words, size, min));
+        prop_assert_eq!(bpe.decode(&bpe.encode(&text).unwrap()).unwrap(), text.as_str());
+    }
+
+    /// Every trainer learns from how often each word occurs, not from where:
+    /// the same words in another order give the same tokenizer, byte for
+    /// byte. (Training twice on the same text cannot show an order or
+    /// hash-order dependence: with `FxHashMap` both runs hash alike.)
+    #[test]
+    fn training_does_not_depend_on_word_order(
+        (words, shuffled) in prop::collection::vec("[abc]{1,8}", 1..30)
+            .prop_flat_map(|w| (Just(w.clone()), Just(w).prop_shuffle())),
+        size in 256usize..320,
+    ) {
+        let (text, other) = (words.join(" "), shuffled.join(" "));
+        let bpe = |t: &str| BpeTrainer::new(size).min_frequency(1).train(&format!(" {t}")).unwrap().to_file_string();
+        prop_assert_eq!(bpe(&text), bpe(&other));
+        let unigram = |t: &str| UnigramTrainer::new(size + 20).train(t).map(|m| m.to_file_string()).ok();
+        prop_assert_eq!(unigram(&text), unigram(&other));
+        let sp = |t: &str| SentencePieceBpeTrainer::new(size + 20).train(t).map(|m| m.to_file_string()).ok();
+        prop_assert_eq!(sp(&text), sp(&other));
     }
 }
 
@@ -202,4 +231,53 @@ fn subword_models() -> &'static [Box<dyn Tokenizer + Send + Sync>] {
             Box::new(SentencePieceBpeTrainer::new(256 + 100).train(&text).unwrap()),
         ]
     })
+}
+
+/// BPE training written the slow, obvious way: count every neighbouring pair
+/// of every word again after each merge, merge the most frequent (ties to the
+/// smallest (left, right)) left to right, until `vocab_size` tokens or no
+/// pair occurs `min_frequency` times. A merge whose bytes are already a token
+/// reuses it and is not a new merge.
+fn reference_merges(words: &[Vec<u8>], vocab_size: usize, min_frequency: u64) -> Vec<(u32, u32, u32)> {
+    let mut words: Vec<Vec<u32>> = words.iter().map(|w| w.iter().map(|&b| u32::from(b)).collect()).collect();
+    let mut tokens: Vec<Vec<u8>> = (0..=255u8).map(|b| vec![b]).collect();
+    let mut merges = Vec::new();
+    while tokens.len() < vocab_size {
+        let mut counts = std::collections::BTreeMap::new();
+        for w in &words {
+            for p in w.windows(2) {
+                *counts.entry((p[0], p[1])).or_insert(0u64) += 1;
+            }
+        }
+        // The largest count; among equal counts the smallest pair.
+        let Some((&(a, b), &count)) = counts.iter().max_by(|x, y| x.1.cmp(y.1).then(y.0.cmp(x.0))) else { break };
+        if count < min_frequency {
+            break;
+        }
+        let bytes = [tokens[a as usize].as_slice(), tokens[b as usize].as_slice()].concat();
+        let id = match tokens.iter().position(|t| *t == bytes) {
+            Some(existing) => existing as u32,
+            None => {
+                tokens.push(bytes);
+                let id = tokens.len() as u32 - 1;
+                merges.push((a, b, id));
+                id
+            }
+        };
+        for w in &mut words {
+            let mut merged = Vec::with_capacity(w.len());
+            let mut i = 0;
+            while i < w.len() {
+                if i + 1 < w.len() && (w[i], w[i + 1]) == (a, b) {
+                    merged.push(id);
+                    i += 2;
+                } else {
+                    merged.push(w[i]);
+                    i += 1;
+                }
+            }
+            *w = merged;
+        }
+    }
+    merges
 }

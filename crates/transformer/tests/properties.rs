@@ -115,18 +115,38 @@ proptest! {
         prop_assert_eq!(beam.finished, greedy.finished);
     }
 
-    /// A wider beam explores more: its best hypothesis is scored by the
-    /// same rule, and every returned hypothesis respects the length limit.
+    /// Whatever the width, the hypothesis beam search returns carries the
+    /// log-probability the model gives its tokens (the end token's included
+    /// when finished), recomputed here from one teacher-forced pass rather
+    /// than from the decoder's cache, and a score that is that divided by
+    /// GNMT's length penalty ((5 + length) / 6)^α, written out here; and it
+    /// respects the length limit and holds no special token.
     #[test]
-    fn beam_search_returns_a_scored_hypothesis_within_the_limit(width in 1..5usize, alpha in 0.0..1.5f64, seed: u64) {
+    fn beam_search_returns_its_tokens_log_probability_and_score(width in 1..5usize, alpha in 0.0..1.5f64, seed: u64) {
         let m = model(false, false, seed);
         let source = sequence(3, 9, &mut rng(seed ^ 1));
         let h: Hypothesis = m.beam_search(&source, &BeamConfig { width, length_penalty: alpha }).unwrap();
-        prop_assert!(h.tokens.len() < m.config().max_len + 1);
-        let length = h.tokens.len() + usize::from(h.finished);
-        let want = h.log_prob / addmul_transformer::length_penalty(length, alpha);
-        prop_assert!((h.score - want).abs() <= 1e-12 * want.abs().max(1.0));
+        prop_assert!(h.tokens.len() <= m.config().max_len);
         prop_assert!(h.tokens.iter().all(|&t| Specials::DEFAULT.name(t).is_none()));
+        // The tokens scored: the hypothesis, then </s> if it finished. The
+        // decoder inputs that predict them: <s> and all but the last.
+        let mut scored = h.tokens.clone();
+        if h.finished {
+            scored.push(m.config().specials.end);
+        }
+        prop_assert!(!scored.is_empty());
+        let target = scored[..scored.len() - 1].to_vec();
+        let logits = m.logits(&m.batch(&[Pair { source, target }]).unwrap()).unwrap();
+        let log_prob: f64 = scored.iter().enumerate().map(|(t, &token)| {
+            let column = logits.column(t);
+            let max = column.max();
+            let lse = max + column.map(|l| (l - max).exp()).sum().ln();
+            column[token as usize] - lse
+        }).sum();
+        prop_assert!((h.log_prob - log_prob).abs() <= 1e-9 * log_prob.abs().max(1.0), "{} vs {}", h.log_prob, log_prob);
+        let length = scored.len() as f64;
+        let want = h.log_prob / ((5.0 + length) / 6.0).powf(alpha);
+        prop_assert!((h.score - want).abs() <= 1e-12 * want.abs().max(1.0), "score {} vs {}", h.score, want);
     }
 }
 
