@@ -5,11 +5,17 @@
 //!   anchor and `{{#value}}` key, and build the book into `book/build`.
 //! - `cargo xtask bench-record`: merge criterion's medians from `cargo bench`
 //!   into `book/measured/criterion.json`, where the book reads its timings.
+//! - `cargo xtask fuzz --seconds S`: run every libFuzzer target in `fuzz/`
+//!   and report executions, crashes, out-of-memory and time-outs.
+//! - `cargo xtask seeds N`: run every property test under N different
+//!   `PROPTEST_RNG_SEED`s and report each failure with its minimal input.
 
 mod book;
 mod chapters;
 mod checks;
+mod fuzz;
 mod measured;
+mod seeds;
 mod tidy;
 mod values;
 
@@ -36,6 +42,29 @@ enum Command {
     /// Merge criterion's medians (from `cargo bench`) into
     /// book/measured/criterion.json, where the book reads its timings.
     BenchRecord,
+    /// Run every property test under N different PROPTEST_RNG_SEEDs (first,
+    /// first + 1, ...) and report each failure with its seed and minimal
+    /// failing input; fails if any test failed.
+    Seeds {
+        /// How many seeds.
+        count: u64,
+        /// The first seed.
+        #[arg(long, default_value_t = 1)]
+        first: u64,
+    },
+    /// Run the libFuzzer targets in fuzz/ (cargo fuzz, nightly) with a 2 GB
+    /// memory limit; report executions, crashes, out-of-memory and time-outs
+    /// per target; fails on any finding.
+    Fuzz {
+        /// Seconds per target at most.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+        /// Stop a target after this many executions.
+        #[arg(long)]
+        runs: Option<u64>,
+        /// Only these targets (default: all).
+        targets: Vec<String>,
+    },
 }
 
 /// The repository root (the parent of `xtask/`).
@@ -48,6 +77,16 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Book { no_generate } => book::run(&project_root(), !no_generate),
         Command::BenchRecord => measured::record(&project_root()),
+        Command::Seeds { count, first } => seeds::run(&project_root(), count, first),
+        Command::Fuzz { seconds, runs, targets } => {
+            fuzz::run(&project_root(), seconds, runs, &targets).and_then(|reports| {
+                let found: u32 = reports.iter().map(|r| r.crashes + r.ooms + r.timeouts).sum();
+                if found > 0 {
+                    anyhow::bail!("{found} finding(s); the inputs are in fuzz/artifacts/");
+                }
+                Ok(())
+            })
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
