@@ -53,13 +53,23 @@ impl Gen {
 
 /// Runs every generator.
 pub fn generate_all(g: &mut Gen) -> Result<()> {
-    leaf_flower::generate(g).context("chapters 1-2 (leaf/flower)")?;
-    embeddings::generate(g).context("chapter 5 (embeddings)")?;
-    attention::generate(g).context("chapters 7, 8, 13 (attention, softmax, positions)")?;
-    gpt::generate(g).context("chapters 4 and 14 (the GPT)")?;
-    blocks::generate(g).context("chapters 9-12 (residual, layer norm, dropout, multi-head)")?;
-    tokenizer::generate(g).context("chapters 3 and 6 (text as numbers, tokenizers)")?;
-    transformer::generate(g).context("chapter 15 (the Transformer)")?;
+    type Generator = fn(&mut Gen) -> Result<()>;
+    let chapters: [(&str, Generator); 7] = [
+        ("chapters 1-2 (leaf/flower)", leaf_flower::generate),
+        ("chapter 5 (embeddings)", embeddings::generate),
+        ("chapters 7, 8, 13 (attention, softmax, positions)", attention::generate),
+        ("chapters 4 and 14 (the GPT)", gpt::generate),
+        ("chapters 9-12 (residual, layer norm, dropout, multi-head)", blocks::generate),
+        ("chapters 3 and 6 (text as numbers, tokenizers)", tokenizer::generate),
+        ("chapter 15 (the Transformer)", transformer::generate),
+    ];
+    for (i, (name, generate)) in chapters.iter().enumerate() {
+        // The whole run takes minutes: say where it is.
+        eprint!("[{}/{}] {name} ...", i + 1, chapters.len());
+        let start = std::time::Instant::now();
+        generate(g).context(*name)?;
+        eprintln!(" {:.1}s", start.elapsed().as_secs_f64());
+    }
     g.text("appendix_benchmarks.md", &crate::measured::table(&crate::project_root())?).context("the appendix")?;
     Ok(())
 }
