@@ -16,36 +16,7 @@ use addmul::gpt::{GptError, GptTrainConfig};
 use addmul::text::{TextTokenizer, TokenizerKind};
 use addmul::{Error, Result};
 use clap::Parser;
-use common::serve_once;
-
-/// A folder of its own under the system's temporary folder, removed when
-/// dropped (also when the test fails).
-struct Temp(PathBuf);
-
-impl Temp {
-    fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("addmul-cli-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Temp(dir)
-    }
-
-    /// A path inside, as the `&str` an argument needs.
-    fn arg(&self, name: &str) -> String {
-        self.0.join(name).to_str().expect("a UTF-8 temporary folder").to_string()
-    }
-
-    fn write(&self, name: &str, text: &str) -> String {
-        std::fs::write(self.0.join(name), text).unwrap();
-        self.arg(name)
-    }
-}
-
-impl Drop for Temp {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use common::{Temp, serve_once};
 
 /// Long enough for a window of the `tiny` preset (block 32) and of
 /// `cpu-small` (block 64) in the validation tenth.

@@ -2,31 +2,15 @@
 //! step finish, saves a checkpoint, says how to resume and exits with 130;
 //! a second stops at once without damaging the last checkpoint.
 
+mod common;
+
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use addmul::gpt::checkpoint::{load_model, resolve};
-
-/// A folder of its own under the system's temporary folder, removed when
-/// dropped.
-struct Temp(PathBuf);
-
-impl Temp {
-    fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("addmul-interrupt-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Temp(dir)
-    }
-}
-
-impl Drop for Temp {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use common::Temp;
 
 /// Starts a long tiny training run into `dir/run`, checkpointing every
 /// `checkpoint_interval` steps.
@@ -46,6 +30,19 @@ fn start(dir: &Path, checkpoint_interval: u64) -> Child {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap()
+}
+
+/// Resumes the run in `dir/run` up to `max_iters` steps; it must succeed.
+fn resume(dir: &Path, max_iters: usize) {
+    let out = Command::new(env!("CARGO_BIN_EXE_addmul"))
+        .args(["train", "--resume", "--quiet", "--sample", "0", "--max-iters", &max_iters.to_string()])
+        .arg("--data")
+        .arg(dir.join("text.txt"))
+        .arg("--out")
+        .arg(dir.join("run"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
 /// Steps in the run's log so far.
@@ -101,15 +98,7 @@ fn ctrl_c_finishes_the_step_saves_a_checkpoint_and_exits_with_130() {
     assert_eq!(checkpoint.file_name().unwrap().to_string_lossy(), format!("step-{steps:06}"));
     load_model::<f32>(&checkpoint).unwrap();
     // And the run resumes from it.
-    let out = Command::new(env!("CARGO_BIN_EXE_addmul"))
-        .args(["train", "--resume", "--quiet", "--sample", "0", "--max-iters", &(steps + 2).to_string()])
-        .arg("--data")
-        .arg(dir.0.join("text.txt"))
-        .arg("--out")
-        .arg(&run)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    resume(&dir.0, steps + 2);
     assert_eq!(logged_steps(&run), steps + 2);
 }
 
@@ -138,15 +127,7 @@ fn after_a_kill_and_a_resume_the_log_has_each_step_once() {
     child.wait().unwrap();
     let saved: usize = resolve(&run).unwrap().file_name().unwrap().to_string_lossy()["step-".len()..].parse().unwrap();
     assert!(logged_steps(&run) > saved, "the log ran ahead of the last checkpoint");
-    let out = Command::new(env!("CARGO_BIN_EXE_addmul"))
-        .args(["train", "--resume", "--quiet", "--sample", "0", "--max-iters", &(saved + 3).to_string()])
-        .arg("--data")
-        .arg(dir.0.join("text.txt"))
-        .arg("--out")
-        .arg(&run)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    resume(&dir.0, saved + 3);
     let log = std::fs::read_to_string(run.join("log.jsonl")).unwrap();
     let steps: Vec<u64> = log
         .lines()

@@ -1,7 +1,10 @@
-//! What several integration tests share: a one-shot HTTP server on 127.0.0.1.
+//! What several integration tests share: a temporary folder and a one-shot
+//! HTTP server on 127.0.0.1. (Each test crate uses part of it.)
+#![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
+use std::path::PathBuf;
 
 /// Serves one connection with `status` and `body`; returns the address of
 /// a file on it.
@@ -20,4 +23,33 @@ pub fn serve_once(status: &'static str, body: Vec<u8>) -> String {
         stream.write_all(&body).unwrap();
     });
     format!("http://{addr}/input.txt")
+}
+
+/// A folder of its own under the system's temporary folder, removed when
+/// dropped (also when the test fails).
+pub struct Temp(pub PathBuf);
+
+impl Temp {
+    pub fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("addmul-test-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Temp(dir)
+    }
+
+    /// A path inside, as the `&str` an argument needs.
+    pub fn arg(&self, name: &str) -> String {
+        self.0.join(name).to_str().expect("a UTF-8 temporary folder").to_string()
+    }
+
+    pub fn write(&self, name: &str, text: &str) -> String {
+        std::fs::write(self.0.join(name), text).unwrap();
+        self.arg(name)
+    }
+}
+
+impl Drop for Temp {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
