@@ -26,7 +26,7 @@
 //! let mut model = Gpt::<f32>::new(config, &mut rng(0))?;
 //! let inputs = [1, 2, 3, 4];
 //! let targets = [2, 3, 4, 5];
-//! let loss = model.forward_backward(&Batch { inputs: &inputs, targets: &targets, seq_len: 4 }, None, 1.0)?;
+//! let loss = model.forward_backward(&Batch { inputs: &inputs, targets: &targets, seq_len: 4, ignore: None }, None, 1.0)?;
 //! assert!((loss - 65f64.ln()).abs() < 0.1); // an untrained model guesses uniformly
 //! # Ok::<(), addmul_gpt::GptError>(())
 //! ```

@@ -9,7 +9,7 @@ use addmul_nn::{Linear, Mlp, MlpCache};
 use addmul_posenc::LearnedPositions;
 use addmul_residual::NormPlacement::Pre;
 use addmul_residual::{SublayerCache, sublayer, sublayer_backward};
-use addmul_softmax::cross_entropy;
+use addmul_softmax::CrossEntropy;
 
 use crate::{GptConfig, GptError, Result};
 
@@ -91,6 +91,17 @@ pub struct Batch<'a> {
     pub targets: &'a [TokenId],
     /// Tokens per sequence.
     pub seq_len: usize,
+    /// A target id that is not predicted: its positions add neither loss nor
+    /// gradient, and the loss is the mean over the other positions (for
+    /// padding, or a prompt the model should read but not learn to write).
+    pub ignore: Option<TokenId>,
+}
+
+impl Batch<'_> {
+    /// The loss: plain cross-entropy, skipping the ignored target.
+    fn cross_entropy(&self) -> CrossEntropy {
+        CrossEntropy { label_smoothing: 0.0, ignore: self.ignore.map(|id| id as usize) }
+    }
 }
 
 /// A GPT-2-style decoder-only transformer (see the crate documentation).
@@ -226,7 +237,7 @@ impl<T: Float> Gpt<T> {
     pub fn loss(&self, batch: &Batch<'_>) -> Result<f64> {
         let targets = self.check_targets(batch)?;
         let logits = self.logits(batch.inputs, batch.seq_len)?;
-        Ok(cross_entropy(&logits, &targets)?.0)
+        Ok(batch.cross_entropy().forward(&logits, &targets)?.0)
     }
 
     fn check_targets(&self, batch: &Batch<'_>) -> Result<Vec<usize>> {
@@ -259,7 +270,7 @@ impl<T: Float> Gpt<T> {
         let targets = self.check_targets(batch)?;
         let cache = self.forward_hidden(batch.inputs, batch.seq_len, dropout_rng)?;
         let logits = self.head(&cache.h_f)?;
-        let (loss, ce) = cross_entropy(&logits, &targets)?;
+        let (loss, ce) = batch.cross_entropy().forward(&logits, &targets)?;
         drop(logits);
         let mut d_logits = ce.backward();
         drop(ce);

@@ -528,6 +528,7 @@ impl GptTrainer {
                     inputs: &x[range.start * t..range.end * t],
                     targets: &y[range.start * t..range.end * t],
                     seq_len: t,
+                    ignore: None,
                 };
                 let mut masks = rng(seed.0 ^ seed.1.wrapping_mul(0x9e37_79b9) ^ ((seed.2 << 32) | w as u64));
                 let chunk = range.len() as f64;
@@ -571,6 +572,7 @@ impl GptTrainer {
                         inputs: &x[range.start * t..range.end * t],
                         targets: &y[range.start * t..range.end * t],
                         seq_len: t,
+                        ignore: None,
                     };
                     Ok::<_, GptError>(model.loss(&batch)? * range.len() as f64 / b as f64)
                 })?;

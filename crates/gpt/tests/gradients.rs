@@ -59,7 +59,7 @@ fn check(case: Case) -> Result<(), String> {
     model.visit_mut_scale(10.0);
     let ids: Vec<u32> = (0..b * t).map(|i| ((seed as usize).wrapping_add(i * 7) % vocab) as u32).collect();
     let targets: Vec<u32> = (0..b * t).map(|i| ((seed as usize).wrapping_add(i * 3 + 1) % vocab) as u32).collect();
-    let batch = Batch { inputs: &ids, targets: &targets, seq_len: t };
+    let batch = Batch { inputs: &ids, targets: &targets, seq_len: t, ignore: None };
     let report = GradCheck { richardson: true, ..GradCheck::default() }
         .run(&mut model, &mut [], |m, _| {
             let mut masks = rng(seed ^ 0xd0);

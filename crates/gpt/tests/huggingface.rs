@@ -81,7 +81,7 @@ fn logits_and_loss_match_transformers() {
     let err = rel_error(logits.iter().map(|v| f64::from(*v)), &r.logits);
     eprintln!("logits: relative error {err:.2e}");
     assert!(err < 1e-5, "logits relative error {err:e}");
-    let loss = model.loss(&Batch { inputs: &r.x, targets: &r.y, seq_len: 11 }).unwrap();
+    let loss = model.loss(&Batch { inputs: &r.x, targets: &r.y, seq_len: 11, ignore: None }).unwrap();
     eprintln!("loss: {loss} vs {} (relative {:.2e})", r.loss, (loss - r.loss).abs() / r.loss);
     assert!((loss - r.loss).abs() / r.loss < 1e-5, "loss {loss} vs {}", r.loss);
 }
@@ -89,7 +89,7 @@ fn logits_and_loss_match_transformers() {
 #[test]
 fn every_gradient_matches_transformers() {
     let (mut model, r) = (model(), reference());
-    model.forward_backward(&Batch { inputs: &r.x, targets: &r.y, seq_len: 11 }, None, 1.0).unwrap();
+    model.forward_backward(&Batch { inputs: &r.x, targets: &r.y, seq_len: 11, ignore: None }, None, 1.0).unwrap();
     let path = fixture("grads.safetensors");
     let grads: Tensors<f32> = read_tensors(&std::fs::read(&path).unwrap(), &path).unwrap();
     let mut checked = 0;
@@ -113,7 +113,7 @@ fn ten_adamw_steps_match_transformers() {
     let (mut model, r) = (model(), reference());
     let config = AdamWConfig { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0 };
     let mut adam = AdamW::new(config).unwrap();
-    let batch = Batch { inputs: &r.x, targets: &r.y, seq_len: 11 };
+    let batch = Batch { inputs: &r.x, targets: &r.y, seq_len: 11, ignore: None };
     let mut worst = 0.0f64;
     for (step, want) in r.adamw_losses.iter().enumerate() {
         model.zero_grads();

@@ -219,7 +219,7 @@ fn bad_configurations_and_data_are_typed_errors() {
     let err = GptTrainer::new(tiny(1), 5, &corpus(1000)).unwrap_err();
     assert!(err.to_string().contains("outside the vocabulary of 5"), "{err}");
     let model = Gpt::<f32>::new(GptConfig::new(10, 8, 1, 2, 8), &mut rng(0)).unwrap();
-    let err = model.loss(&Batch { inputs: &[1, 2, 30], targets: &[2, 3, 4], seq_len: 3 }).unwrap_err();
+    let err = model.loss(&Batch { inputs: &[1, 2, 30], targets: &[2, 3, 4], seq_len: 3, ignore: None }).unwrap_err();
     assert!(err.to_string().contains("token id 30 at position 2"), "{err}");
     assert!(model.logits(&[1; 9], 9).is_err(), "longer than block_size");
 }
@@ -261,4 +261,34 @@ fn two_threads_compute_what_one_thread_computes() {
         assert!((a.loss - b.loss).abs() < 1e-5 * a.loss, "{} vs {}", a.loss, b.loss);
         assert!((a.grad_norm - b.grad_norm).abs() < 1e-3 * a.grad_norm, "{} vs {}", a.grad_norm, b.grad_norm);
     }
+}
+
+#[test]
+fn ignored_targets_are_left_out_of_the_loss() {
+    let config = GptConfig::new(12, 8, 1, 2, 8);
+    let model = Gpt::<f64>::new(config, &mut rng(6)).unwrap();
+    let inputs = [1, 2, 3, 4, 5, 6];
+    let targets = [0, 0, 7, 8, 0, 9]; // 0 is the ignored id
+    let batch = Batch { inputs: &inputs, targets: &targets, seq_len: 6, ignore: Some(0) };
+    // The mean of -log p(target) over the three kept positions.
+    let logits = model.logits(&inputs, 6).unwrap();
+    let want = [(2, 7), (3, 8), (5, 9)]
+        .iter()
+        .map(|&(col, t)| {
+            let c = logits.column(col);
+            let max = c.max();
+            let lse = max + c.iter().map(|v| (v - max).exp()).sum::<f64>().ln();
+            lse - c[t]
+        })
+        .sum::<f64>()
+        / 3.0;
+    assert!((model.loss(&batch).unwrap() - want).abs() < 1e-12);
+    // Training reports the same loss.
+    let mut m = model.clone();
+    assert!((m.forward_backward(&batch, None, 1.0).unwrap() - want).abs() < 1e-12);
+    let plain = Batch { ignore: None, ..batch };
+    assert!((model.loss(&plain).unwrap() - want).abs() > 1e-6, "ignoring changes the loss");
+    // Nothing left to predict is a typed error.
+    let none = Batch { targets: &[0; 6], ..batch };
+    assert!(model.loss(&none).is_err());
 }

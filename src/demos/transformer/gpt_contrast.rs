@@ -82,14 +82,18 @@ impl Tokens {
     }
 }
 
-/// Inputs and next-token targets of `seqs`, right-padded to the longest.
-fn batch(seqs: &[Vec<TokenId>], pad: TokenId) -> (Vec<TokenId>, Vec<TokenId>, usize) {
+/// Inputs and next-token targets of `seqs` (`English <sep> German </s>`),
+/// right-padded to the longest. Only the German and `</s>` are targets, as
+/// for the encoder-decoder: the positions that would predict the English
+/// half, `<sep>` or padding get the target `pad`, which the loss ignores.
+fn batch(seqs: &[Vec<TokenId>], pad: TokenId, sep: TokenId) -> (Vec<TokenId>, Vec<TokenId>, usize) {
     let len = seqs.iter().map(Vec::len).max().unwrap_or(2) - 1;
     let (mut inputs, mut targets) = (Vec::new(), Vec::new());
     for s in seqs {
         let n = s.len() - 1;
+        let first_german = s.iter().position(|&t| t == sep).expect("a sequence has <sep>") + 1;
         inputs.extend_from_slice(&s[..n]);
-        targets.extend_from_slice(&s[1..]);
+        targets.extend((1..=n).map(|k| if k >= first_german { s[k] } else { pad }));
         inputs.extend(std::iter::repeat_n(pad, len - n));
         targets.extend(std::iter::repeat_n(pad, len - n));
     }
@@ -114,8 +118,8 @@ fn greedy(model: &Gpt<f32>, prompt: &[TokenId], end: TokenId) -> Result<Vec<Toke
 /// Trains a GPT with as many blocks as the Transformer's encoder and decoder
 /// together, of the same width, on `English <sep> German </s>` sequences of
 /// the same numbers (same seed), with the same optimizer, schedule, steps and
-/// batch size; the loss covers every position (the GPT crate's loss has no
-/// mask), padding included.
+/// batch size; like the encoder-decoder's, its loss covers the German and
+/// `</s>` only (the English prompt and the padding are ignored).
 pub(super) fn gpt_comparison(
     options: &NumbersOptions,
     split: &Split,
@@ -177,7 +181,7 @@ fn train(
             .collect::<Result<Vec<_>>>()?;
         let start = Instant::now();
         adam.set_lr(schedule.lr(step - 1))?;
-        let loss = gpt_step(workers, &mut adam, &seqs, tokens.pad, &mut flops)?;
+        let loss = gpt_step(workers, &mut adam, &seqs, (tokens.pad, tokens.sep), &mut flops)?;
         seconds += start.elapsed().as_secs_f64();
         if progress_due(options.progress_every, step, options.steps) {
             let (ok, _) = tokens.accuracy(workers.model(), probe, threads)?;
@@ -211,11 +215,12 @@ fn gpt_step(
     workers: &mut DataParallel<Gpt<f32>>,
     adam: &mut AdamW<f32>,
     seqs: &[Vec<TokenId>],
-    pad: TokenId,
+    (pad, sep): (TokenId, TokenId),
     flops: &mut f64,
 ) -> Result<f64> {
-    let batches: Vec<_> = workers.shares(seqs.len()).into_iter().map(|share| batch(&seqs[share], pad)).collect();
-    let positions: usize = batches.iter().map(|(x, _, _)| x.len()).sum();
+    let batches: Vec<_> = workers.shares(seqs.len()).into_iter().map(|share| batch(&seqs[share], pad, sep)).collect();
+    let counted = |targets: &[TokenId]| targets.iter().filter(|&&t| t != pad).count();
+    let predicted: usize = batches.iter().map(|(_, y, _)| counted(y)).sum();
     for (x, _, len) in &batches {
         *flops += workers.model().config().training_flops(x.len(), *len);
     }
@@ -223,8 +228,10 @@ fn gpt_step(
     let shares = step.shares(seqs.len());
     let losses = step.accumulate(&shares, |w, model, _| {
         let (inputs, targets, seq_len) = &batches[w];
-        let share = inputs.len() as f64 / positions as f64;
-        let batch = GptBatch { inputs, targets, seq_len: *seq_len };
+        // Each share's mean, weighted by its predicted tokens: together the
+        // mean over the whole batch's.
+        let share = counted(targets) as f64 / predicted as f64;
+        let batch = GptBatch { inputs, targets, seq_len: *seq_len, ignore: Some(pad) };
         Ok::<_, crate::Error>(model.forward_backward(&batch, None, share)? * share)
     })?;
     step.update(adam, 0.0)?;
