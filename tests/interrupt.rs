@@ -12,13 +12,13 @@ use std::time::{Duration, Instant};
 use addmul::gpt::checkpoint::{load_model, resolve};
 use common::Temp;
 
-/// Starts a long tiny training run into `dir/run`, checkpointing every
-/// `checkpoint_interval` steps.
-fn start(dir: &Path, checkpoint_interval: u64) -> Child {
+/// Starts a tiny training run of `max_iters` steps into `dir/run`,
+/// checkpointing every `checkpoint_interval` steps.
+fn start(dir: &Path, checkpoint_interval: u64, max_iters: u64) -> Child {
     let data = dir.join("text.txt");
     std::fs::write(&data, "the quick brown fox jumps over the lazy dog. ".repeat(200)).unwrap();
     Command::new(env!("CARGO_BIN_EXE_addmul"))
-        .args(["train", "--preset", "tiny", "--max-iters", "1000000", "--quiet", "--sample", "0"])
+        .args(["train", "--preset", "tiny", "--max-iters", &max_iters.to_string(), "--quiet", "--sample", "0"])
         .args(["--set", &format!("checkpoint_interval={checkpoint_interval}"), "--set", "eval_interval=100000"])
         .args(["--set", "warmup_iters=2"])
         .arg("--data")
@@ -86,7 +86,7 @@ fn wait_for_steps(run: &Path, steps: usize) {
 fn ctrl_c_finishes_the_step_saves_a_checkpoint_and_exits_with_130() {
     let dir = Temp::new("once");
     let run = dir.0.join("run");
-    let child = start(&dir.0, 0);
+    let child = start(&dir.0, 0, 1_000_000);
     wait_for_steps(&run, 3);
     interrupt(&child);
     let (code, stderr) = finish(child);
@@ -107,10 +107,12 @@ fn a_second_ctrl_c_stops_at_once_and_leaves_the_last_checkpoint_whole() {
     let dir = Temp::new("twice");
     let run = dir.0.join("run");
     // A checkpoint after every step: the second Ctrl-C may well land in one.
-    let child = start(&dir.0, 1);
+    let child = start(&dir.0, 1, 1_000_000);
     wait_for_steps(&run, 3);
-    interrupt(&child);
-    interrupt(&child);
+    // Both presses from one shell, microseconds apart (the second may find
+    // the process already gone, which is fine too).
+    let pid = child.id();
+    Command::new("sh").arg("-c").arg(format!("kill -INT {pid}; kill -INT {pid} 2>/dev/null; true")).status().unwrap();
     let (code, stderr) = finish(child);
     assert_eq!(code, Some(130), "{stderr}");
     let checkpoint = resolve(&run).unwrap();
@@ -121,12 +123,15 @@ fn a_second_ctrl_c_stops_at_once_and_leaves_the_last_checkpoint_whole() {
 fn after_a_kill_and_a_resume_the_log_has_each_step_once() {
     let dir = Temp::new("kill");
     let run = dir.0.join("run");
-    let mut child = start(&dir.0, 4);
-    wait_for_steps(&run, 7);
-    child.kill().unwrap(); // SIGKILL: no handler, no last checkpoint
-    child.wait().unwrap();
-    let saved: usize = resolve(&run).unwrap().file_name().unwrap().to_string_lossy()["step-".len()..].parse().unwrap();
-    assert!(logged_steps(&run) > saved, "the log ran ahead of the last checkpoint");
+    // A run of 10 steps with checkpoints at 4, 8 and 10; then the state a
+    // kill after step 10 was logged but before its checkpoint leaves behind:
+    // `latest` at step 8, the log at step 10.
+    let finished = start(&dir.0, 4, 10).wait().unwrap();
+    assert!(finished.success());
+    std::fs::remove_dir_all(run.join("step-000010")).unwrap();
+    std::fs::write(run.join("latest"), "step-000008").unwrap();
+    assert_eq!(logged_steps(&run), 10);
+    let saved = 8;
     resume(&dir.0, saved + 3);
     let log = std::fs::read_to_string(run.join("log.jsonl")).unwrap();
     let steps: Vec<u64> = log
