@@ -142,6 +142,14 @@ pub struct TrainOptions {
     pub quiet: bool,
 }
 
+/// How the command line named the training text, for messages.
+fn data_flag(options: &TrainOptions) -> String {
+    match &options.data {
+        Some(path) => format!("--data {}", path.display()),
+        None => "the default text (no --data)".to_string(),
+    }
+}
+
 /// Drops the lines of `log.jsonl` after step `step` (those a run logged
 /// after its last checkpoint before it was stopped), so that a resumed run
 /// logs each step once. The log is rewritten atomically; lines that are not
@@ -478,13 +486,20 @@ pub fn train(options: &TrainOptions, out: &mut dyn Write, mut say: impl FnMut(&s
         let tokenizer = TextTokenizer::from_json(&text)?;
         refuse_changed_tokenizer(options, &tokenizer, &tok_path)?;
         let ids = tokenizer.as_dyn().encode(&corpus.text).map_err(|e| {
-            let what = match &options.data {
-                Some(path) => format!("--data {}", path.display()),
-                None => "the default text (no --data)".to_string(),
-            };
-            invalid(&what, format!("is not the text this run was trained on ({e}); resume with the run's --data"))
+            invalid(
+                &data_flag(options),
+                format!("is not the text this run was trained on ({e}); resume with the run's --data"),
+            )
         })?;
-        let mut trainer = GptTrainer::resume(&options.out, &ids)?;
+        let mut trainer = GptTrainer::resume(&options.out, &ids).map_err(|e| match e {
+            addmul_gpt::GptError::CorpusMismatch { trained, given, .. } => invalid(
+                &data_flag(options),
+                format!(
+                    "is not the text this run was trained on ({given} tokens; the run's had {trained}); resume with the run's --data"
+                ),
+            ),
+            e => e.into(),
+        })?;
         refuse_changed_keys(options, trainer.config())?;
         let steps = trainer.steps_taken();
         let given_max = options.given.iter().any(|k| k == "max_iters").then_some(options.config.max_iters);

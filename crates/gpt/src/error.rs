@@ -47,6 +47,16 @@ pub enum GptError {
         /// How many are needed.
         needed: usize,
     },
+    /// A run is resumed on another text than the one it was trained on.
+    #[error("{path}: the run was trained on another text ({trained} tokens); this one has {given}")]
+    CorpusMismatch {
+        /// The run's `trainer.json`.
+        path: std::path::PathBuf,
+        /// Tokens of the text the run was trained on.
+        trained: usize,
+        /// Tokens of the text given now.
+        given: usize,
+    },
     /// Training would need more memory than the machine has available.
     #[error(
         "this configuration needs about {:.1} GB to train ({:.1} GB of weights and gradients over {threads} threads, {:.1} GB of optimizer state, {:.1} GB of activations) but {:.1} GB are available; make n_layer, n_embd, batch_size or block_size smaller, or use fewer threads",

@@ -702,14 +702,11 @@ impl GptTrainer {
         let state: TrainerState =
             serde_json::from_str(&text).map_err(|e| GptError::checkpoint(&state_path, format!("malformed: {e}")))?;
         if (state.corpus_tokens, &state.corpus_fingerprint) != (tokens.len(), &fingerprint(tokens)) {
-            return Err(GptError::checkpoint(
-                &state_path,
-                format!(
-                    "was trained on another corpus ({} tokens); this one has {}",
-                    state.corpus_tokens,
-                    tokens.len()
-                ),
-            ));
+            return Err(GptError::CorpusMismatch {
+                path: state_path,
+                trained: state.corpus_tokens,
+                given: tokens.len(),
+            });
         }
         let config = GptTrainConfig { threads: state.threads, ..state.config.clone() };
         let mut trainer = GptTrainer::new(config, state.vocab_size, tokens)?;
