@@ -1,5 +1,7 @@
 //! A small multi-layer network: linear layers with an activation between them.
 
+use std::borrow::Cow;
+
 use addmul_core::{Error, Float, Init, Layer, Matrix, Param, Parameters, Result, Rng, visit_child, visit_child_mut};
 
 use crate::{Activation, Linear};
@@ -181,11 +183,12 @@ impl<T: Float> Layer<T> for Mlp<T> {
 }
 // ANCHOR_END: mlp_layer
 
-/// The name of layer `i`: its own, or `layers.{i}`.
-fn layer_name(names: &Option<Vec<&'static str>>, i: usize) -> String {
+/// The name of layer `i`: its own (no allocation on the training step's
+/// parameter walks), or `layers.{i}`.
+fn layer_name(names: &Option<Vec<&'static str>>, i: usize) -> Cow<'static, str> {
     match names {
-        Some(names) => names[i].to_string(),
-        None => format!("layers.{i}"),
+        Some(names) => Cow::Borrowed(names[i]),
+        None => Cow::Owned(format!("layers.{i}")),
     }
 }
 
