@@ -8,7 +8,8 @@ use addmul::corpus::{CorpusError, fetch, sha256_hex};
 use common::serve_once;
 
 fn temp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("addmul-corpus-{name}-{}", std::process::id()));
+    let dir =
+        std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("addmul-corpus-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     dir
 }

@@ -27,7 +27,8 @@ fn network_plus_cross_entropy_gradient_check() {
 /// to end and writes both figures.
 #[test]
 fn leaf_flower_demo_runs_and_draws() {
-    let dir = std::env::temp_dir().join(format!("addmul-test-figures-{}", std::process::id()));
+    let dir =
+        std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("addmul-test-figures-{}", std::process::id()));
     let options =
         addmul::demos::LeafFlowerOptions { figures: Some(dir.clone()), progress_every: 100, ..Default::default() };
     let mut out = Vec::new();
@@ -52,7 +53,8 @@ fn transformer_demos_run_and_draw() {
     let copy = CopyOptions { steps: 20, held_out: 5, threads: 2, progress_every: 10, ..Default::default() };
     let run = copy_task(&copy, &mut out).unwrap();
     assert_eq!((run.held_out, run.curve.len()), (5, 20));
-    let dir = std::env::temp_dir().join(format!("addmul-test-transformer-{}", std::process::id()));
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("addmul-test-transformer-{}", std::process::id()));
     let numbers = NumbersOptions {
         size: ModelSize { d_model: 16, n_head: 2, d_ff: 32, layers: 1 },
         steps: 10,

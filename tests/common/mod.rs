@@ -25,13 +25,15 @@ pub fn serve_once(status: &'static str, body: Vec<u8>) -> String {
     format!("http://{addr}/input.txt")
 }
 
-/// A folder of its own under the system's temporary folder, removed when
+/// A folder of its own under the target folder's `tmp` (tests write no
+/// files outside the repository), removed when
 /// dropped (also when the test fails).
 pub struct Temp(pub PathBuf);
 
 impl Temp {
     pub fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("addmul-test-{name}-{}", std::process::id()));
+        let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("addmul-test-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         Temp(dir)

@@ -127,7 +127,8 @@ fn openai_files_give_the_same_tokenizer() {
 
 #[test]
 fn loads_from_paths() {
-    let dir = std::env::temp_dir().join(format!("addmul-gpt2-files-{}", std::process::id()));
+    let dir =
+        std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("addmul-gpt2-files-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let (encoder_json, vocab_bpe) = openai_files();
     std::fs::write(dir.join("encoder.json"), encoder_json).unwrap();
@@ -200,7 +201,8 @@ fn unknown_ids_and_split_characters_are_typed_errors() {
 
 #[test]
 fn save_and_load_round_trip() {
-    let path = std::env::temp_dir().join(format!("addmul-gpt2-{}.bpe", std::process::id()));
+    let path =
+        std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("addmul-gpt2-{}.bpe", std::process::id()));
     gpt2().save(&path).unwrap();
     let loaded = Bpe::load(&path).unwrap();
     std::fs::remove_file(&path).unwrap();

@@ -124,7 +124,8 @@ fn subword_models_save_and_load() {
     assert_eq!(again.to_file_string(), uni.to_file_string());
     assert_eq!(again.encode(&text).unwrap(), uni.encode(&text).unwrap());
     let sp = SentencePieceBpeTrainer::new(256 + 100).dummy_prefix(false).train(&text).unwrap();
-    let path = std::env::temp_dir().join(format!("addmul-spbpe-{}.txt", std::process::id()));
+    let path =
+        std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("addmul-spbpe-{}.txt", std::process::id()));
     sp.save(&path).unwrap();
     let again = SentencePieceBpe::load(&path).unwrap();
     std::fs::remove_file(&path).unwrap();
