@@ -125,6 +125,9 @@ pub struct TrainOptions {
     pub out: PathBuf,
     /// Continue the run in `out` instead of starting a new one.
     pub resume: bool,
+    /// Start a new run in `out` even if it holds one, deleting the old run's
+    /// files ([`run_files`]) once the folder is locked.
+    pub force: bool,
     /// What the user chose rather than left to the preset and the defaults:
     /// configuration keys (by a file, `--set` or a named flag, as
     /// [`train_config_given`] returns them), and `--tokenizer` and
@@ -153,16 +156,18 @@ fn data_flag(options: &TrainOptions) -> String {
 /// Drops the lines of `log.jsonl` after step `step` (those a run logged
 /// after its last checkpoint before it was stopped), so that a resumed run
 /// logs each step once. The log is rewritten atomically; lines that are not
-/// JSON with a `step` are kept.
+/// JSON with a `step` are kept, except a last line without its newline (a
+/// write cut short by a kill).
 fn truncate_log(path: &Path, step: u64) -> Result<()> {
     let Ok(text) = std::fs::read_to_string(path) else { return Ok(()) };
+    let whole = &text[..text.rfind('\n').map_or(0, |i| i + 1)];
     let after = |line: &str| {
         serde_json::from_str::<serde_json::Value>(line)
             .ok()
             .and_then(|v| v.get("step")?.as_u64())
             .is_some_and(|s| s > step)
     };
-    let kept: String = text.lines().filter(|l| !after(l)).flat_map(|l| [l, "\n"]).collect();
+    let kept: String = whole.lines().filter(|l| !after(l)).flat_map(|l| [l, "\n"]).collect();
     if kept.len() != text.len() {
         addmul_gpt::checkpoint::write_atomically(path, kept.as_bytes())?;
     }
@@ -218,9 +223,12 @@ struct Progress {
 
 impl Progress {
     fn write(&mut self, line: &LogLine<'_>) {
-        let text = serde_json::to_string(line).expect("reports serialise");
-        // The log is best effort: a full disk must not stop training.
-        let _ = writeln!(self.log, "{text}");
+        let mut text = serde_json::to_string(line).expect("reports serialise");
+        text.push('\n');
+        // One write of the whole line, so that a kill cannot cut it in two
+        // (the log is opened for appending). The log is best effort: a full
+        // disk must not stop training.
+        let _ = self.log.write_all(text.as_bytes());
     }
 }
 
@@ -289,17 +297,86 @@ fn refuse_existing_run(out: &Path) -> Result<()> {
     let problem = if names.iter().any(|n| n == "latest") {
         format!(
             "already holds a training run ({}); continue it with --resume (and a larger --max-iters to train \
-             further), or start a new run with another --out",
+             further), start a new run with another --out, or replace it with --force",
             names.join(", ")
         )
     } else {
         format!(
-            "holds the files of a training run that saved no checkpoint ({}); remove them, or start a new run \
-             with another --out",
+            "holds the files of a training run that saved no checkpoint ({}); remove them (or give --force), or \
+             start a new run with another --out",
             names.join(", ")
         )
     };
     Err(invalid(&format!("--out {}", out.display()), problem))
+}
+
+/// Deletes the files of the run in `out` ([`run_files`]), for `--force`;
+/// other files in the folder are left alone.
+fn remove_run(out: &Path, say: &mut dyn FnMut(&str)) -> Result<()> {
+    let names = run_files(out);
+    for name in &names {
+        let path = out.join(name);
+        let removed = if path.is_dir() { std::fs::remove_dir_all(&path) } else { std::fs::remove_file(&path) };
+        removed.map_err(io(format!("removing {} (--force)", path.display())))?;
+    }
+    if !names.is_empty() {
+        say(&format!("--force: removed the previous run in {} ({})", out.display(), names.join(", ")));
+    }
+    Ok(())
+}
+
+/// Bytes free to this user on the file system that holds `dir`; `None`
+/// where that cannot be asked.
+#[cfg(unix)]
+fn available_bytes(dir: &Path) -> Option<u64> {
+    let stats = nix::sys::statvfs::statvfs(dir).ok()?;
+    (stats.blocks_available() as u64).checked_mul(stats.fragment_size() as u64)
+}
+
+#[cfg(not(unix))]
+fn available_bytes(_: &Path) -> Option<u64> {
+    None
+}
+
+/// The bytes of one checkpoint of a model of `params` parameters: the
+/// weights and AdamW's two moments in f32, plus `extra` bytes of other
+/// files (the tokenizer) and a few KiB of configuration and state.
+pub fn checkpoint_bytes(params: usize, extra: usize) -> u64 {
+    3 * 4 * params as u64 + extra as u64 + 16 * 1024
+}
+
+/// Why `available` bytes are too few for `at_once` checkpoints of
+/// `checkpoint` bytes each, or `None` if they are enough.
+fn room_problem(available: u64, checkpoint: u64, at_once: u64) -> Option<String> {
+    let needed = checkpoint.saturating_mul(at_once);
+    let mb = |b: u64| b as f64 / 1e6;
+    (available < needed).then(|| {
+        format!(
+            "has {:.1} MB free on its file system, but a checkpoint of this model takes {:.1} MB and the run \
+             needs room for {at_once} at once ({:.1} MB); free some space, choose another --out, or keep fewer \
+             checkpoints (--set keep_checkpoints=1)",
+            mb(available),
+            mb(checkpoint),
+            mb(needed)
+        )
+    })
+}
+
+/// Refuses to train when the run folder's file system has no room for the
+/// checkpoints still to come, instead of finding out at the first
+/// checkpoint, after the training it was to save. A run holds up to
+/// `keep_checkpoints + 1` at once (the new one is written before old ones are
+/// pruned); those already in the folder count.
+fn check_room(out: &Path, trainer: &GptTrainer, extra: usize) -> Result<()> {
+    let Some(available) = available_bytes(out) else { return Ok(()) };
+    let params = addmul_core::ParametersExt::num_params(trainer.model());
+    let existing = run_files(out).iter().filter(|n| n.starts_with("step-")).count() as u64;
+    let peak = trainer.config().keep_checkpoints.max(1) as u64 + 1;
+    let at_once = peak.saturating_sub(existing).max(1);
+    match room_problem(available, checkpoint_bytes(params, extra), at_once) {
+        Some(problem) => Err(invalid(&format!("--out {}", out.display()), problem)),
+        None => Ok(()),
+    }
 }
 
 /// The lock of a run folder while a process trains in it: `.lock`, locked
@@ -471,11 +548,22 @@ pub fn train(options: &TrainOptions, out: &mut dyn Write, mut say: impl FnMut(&s
                 "is a checkpoint; give --out the run folder it is in (its `latest` is resumed)",
             ));
         }
+        if !options.out.is_dir() {
+            resolve(&options.out)?; // says that it does not exist
+        }
+        let lock = RunLock::acquire(&options.out)?;
+        // A run stopped between renaming a checkpoint into place and
+        // updating `latest` resumes from that checkpoint.
+        if let Some(name) = addmul_gpt::checkpoint::recover_latest(&options.out, "step-")? {
+            say(&format!("{name} is the newest complete checkpoint; `latest` now names it"));
+        }
         resolve(&options.out)?;
-        Some(RunLock::acquire(&options.out)?)
+        Some(lock)
     } else {
         RunLock::check(&options.out)?;
-        refuse_existing_run(&options.out)?;
+        if !options.force {
+            refuse_existing_run(&options.out)?;
+        }
         None
     };
     let corpus = corpus::load_or(options.data.as_deref(), &options.remote, &mut say)?;
@@ -542,10 +630,16 @@ pub fn train(options: &TrainOptions, out: &mut dyn Write, mut say: impl FnMut(&s
         let trainer = GptTrainer::new(options.config.clone(), tokenizer.as_dyn().vocab_size(), &ids)?;
         std::fs::create_dir_all(&options.out).map_err(io(format!("creating {}", options.out.display())))?;
         let lock = RunLock::acquire(&options.out)?;
-        // Another process may have trained here since the first look.
-        refuse_existing_run(&options.out)?;
+        if options.force {
+            remove_run(&options.out, &mut say)?;
+        } else {
+            // Another process may have trained here since the first look.
+            refuse_existing_run(&options.out)?;
+        }
         (tokenizer, trainer, lock)
     };
+    let tokenizer_json = tokenizer.to_json().into_bytes();
+    check_room(&options.out, &trainer, tokenizer_json.len())?;
     let config = trainer.config().clone();
     let model_config = *trainer.model().config();
     say(&format!(
@@ -578,10 +672,8 @@ pub fn train(options: &TrainOptions, out: &mut dyn Write, mut say: impl FnMut(&s
         bar
     });
     let mut progress = Progress { bar, log, steps: Vec::new(), evals: Vec::new(), say: Box::new(say) };
-    let plan = CheckpointPlan {
-        dir: options.out.clone(),
-        extra_files: vec![("tokenizer.json".into(), tokenizer.to_json().into_bytes())],
-    };
+    let plan =
+        CheckpointPlan { dir: options.out.clone(), extra_files: vec![("tokenizer.json".into(), tokenizer_json)] };
     let result = {
         let _training = Training::start();
         trainer.run(&mut progress, Some(&plan))
@@ -589,12 +681,25 @@ pub fn train(options: &TrainOptions, out: &mut dyn Write, mut say: impl FnMut(&s
     if let Some(bar) = &progress.bar {
         bar.finish_and_clear();
     }
-    if let Err(addmul_gpt::GptError::Stopped { step, .. }) = &result {
-        (progress.say)(&format!(
+    match &result {
+        Err(addmul_gpt::GptError::Stopped { step, .. }) => (progress.say)(&format!(
             "stopped at step {step} of {}; continue with: addmul train --resume --out {}",
             config.max_iters,
             options.out.display()
-        ));
+        )),
+        // A failed checkpoint write (a full disk, say) leaves the last
+        // complete checkpoint as it was: say where the run can go on from.
+        Err(_) => {
+            if let Ok(dir) = resolve(&options.out) {
+                (progress.say)(&format!(
+                    "the last complete checkpoint is {}; once the problem is fixed, continue with: addmul train \
+                     --resume --out {}",
+                    dir.display(),
+                    options.out.display()
+                ));
+            }
+        }
+        Ok(()) => {}
     }
     result?;
 
@@ -1101,4 +1206,18 @@ pub fn bench(options: &BenchOptions, mut say: impl FnMut(&str)) -> Result<BenchR
     };
     say(&bench_summary(&report));
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn room_for_the_checkpoints_to_come_is_required() {
+        assert_eq!(room_problem(300, 100, 3), None);
+        let problem = room_problem(299, 100, 3).unwrap();
+        assert!(problem.contains("needs room for 3 at once"), "{problem}");
+        // Sizes near u64::MAX do not wrap around to a small need.
+        assert!(room_problem(u64::MAX - 1, u64::MAX / 2, 3).is_some());
+    }
 }

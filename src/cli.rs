@@ -137,9 +137,13 @@ pub struct TrainArgs {
     /// Continue the run in --out from its latest checkpoint, with its
     /// configuration, tokenizer and text (give the same --data): only
     /// --max-iters may change, to train further. Without it, --out must not
-    /// hold a run.
+    /// hold a run (see --force).
     #[arg(long)]
     pub resume: bool,
+    /// Start a new run in --out even if it holds one: the old run's
+    /// checkpoints, `latest`, log and loss curve are deleted first.
+    #[arg(long, conflicts_with = "resume")]
+    pub force: bool,
     /// `char` (the default) or `bpe`.
     #[arg(long)]
     pub tokenizer: Option<TokenizerKind>,
@@ -180,6 +184,7 @@ impl TrainArgs {
             remote: corpus::Remote::tinyshakespeare(),
             out: self.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(&self.preset)),
             resume: self.resume,
+            force: self.force,
             tokenizer: self.tokenizer.unwrap_or(TokenizerKind::Char),
             vocab_size: self.vocab_size.unwrap_or(1024),
             sample_chars: self.sample,

@@ -370,6 +370,68 @@ fn train_refuses_a_folder_that_holds_a_run_before_training() {
 }
 
 #[test]
+fn force_replaces_the_run_in_a_folder_and_keeps_other_files() {
+    let dir = Temp::new("train-force");
+    let data = dir.write("text.txt", &text());
+    let out = dir.arg("run");
+    train_tiny(&data, &out, "3").ok();
+    std::fs::write(dir.0.join("run/notes.txt"), "mine").unwrap();
+    let mut args = vec!["train", "--preset", "tiny", "--data", &data, "--out", &out, "--max-iters", "2"];
+    args.extend(["--set", "warmup_iters=1", "--quiet", "--sample", "0", "--force"]);
+    let again = run(&args).ok();
+    assert!(again.said("--force: removed the previous run"), "{:?}", again.said);
+    assert_eq!(read(dir.0.join("run/latest")), "step-000002");
+    assert!(!dir.0.join("run/step-000003").exists());
+    assert_eq!(logged_steps(&out), [1, 2], "the old run's log is gone");
+    assert_eq!(read(dir.0.join("run/notes.txt")), "mine");
+    // --force starts a new run: it cannot go with --resume.
+    args.push("--resume");
+    assert!(parse_error(&args).contains("cannot be used with"));
+}
+
+#[test]
+fn a_checkpoint_saved_but_not_yet_named_by_latest_is_resumed() {
+    // A kill between renaming step-000004 into place and updating `latest`
+    // leaves `latest` at step 2 beside a complete step 4. Resuming trained
+    // to step 4 again and then failed: "step-000004: already exists".
+    let dir = Temp::new("train-wedge");
+    let data = dir.write("text.txt", &text());
+    let out = dir.arg("run");
+    let mut args = vec!["train", "--preset", "tiny", "--data", &data, "--out", &out, "--max-iters", "4"];
+    args.extend(["--set", "warmup_iters=1", "--set", "checkpoint_interval=2", "--quiet", "--sample", "0"]);
+    run(&args).ok();
+    std::fs::write(dir.0.join("run/latest"), "step-000002").unwrap();
+    let resumed =
+        run(&["train", "--resume", "--data", &data, "--out", &out, "--max-iters", "6", "--quiet", "--sample", "0"])
+            .ok();
+    assert!(resumed.said("step-000004 is the newest complete checkpoint"), "{:?}", resumed.said);
+    assert!(resumed.said("resuming"), "{:?}", resumed.said);
+    assert_eq!(read(dir.0.join("run/latest")), "step-000006");
+    assert_eq!(logged_steps(&out), [1, 2, 3, 4, 5, 6]);
+    // With no `latest` at all (a kill before the first one was written).
+    std::fs::remove_file(dir.0.join("run/latest")).unwrap();
+    run(&["train", "--resume", "--data", &data, "--out", &out, "--max-iters", "7", "--quiet", "--sample", "0"]).ok();
+    assert_eq!(read(dir.0.join("run/latest")), "step-000007");
+}
+
+#[test]
+fn the_room_a_checkpoint_needs_is_estimated_before_training() {
+    // The estimate behind the free-space check, against a real checkpoint.
+    let dir = Temp::new("train-room");
+    let data = dir.write("text.txt", &text());
+    let out = dir.arg("run");
+    train_tiny(&data, &out, "1").ok();
+    let checkpoint = dir.0.join("run/step-000001");
+    let size = |name: &str| std::fs::metadata(checkpoint.join(name)).unwrap().len();
+    let files = ["config.json", "model.safetensors", "optimizer.safetensors", "trainer.json", "tokenizer.json"];
+    let actual: u64 = files.iter().map(|f| size(f)).sum();
+    let model = addmul::gpt::checkpoint::load_model::<f32>(&checkpoint).unwrap();
+    let params = addmul::core::ParametersExt::num_params(&model);
+    let estimate = addmul::app::checkpoint_bytes(params, size("tokenizer.json") as usize);
+    assert!(estimate >= actual && estimate < actual + actual / 10, "estimated {estimate} bytes, wrote {actual}");
+}
+
+#[test]
 fn a_run_folder_is_locked_while_a_process_trains_in_it() {
     let dir = Temp::new("train-lock");
     let data = dir.write("text.txt", &text());

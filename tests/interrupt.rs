@@ -141,3 +141,141 @@ fn after_a_kill_and_a_resume_the_log_has_each_step_once() {
         .collect();
     assert_eq!(steps, (1..=saved as u64 + 3).collect::<Vec<_>>());
 }
+
+#[test]
+fn a_failed_checkpoint_write_keeps_the_last_checkpoint_and_names_the_file() {
+    // The failure is real, not simulated: the operating system's limit on
+    // file size (`ulimit -f`, with SIGXFSZ ignored so that the write returns
+    // EFBIG, as a full disk returns ENOSPC) refuses the weights file of the
+    // next checkpoint. It works as root too, where permissions would not.
+    let dir = Temp::new("efbig");
+    let run = dir.0.join("run");
+    assert!(start(&dir.0, 2, 2).wait().unwrap().success());
+    let weights = std::fs::metadata(run.join("step-000002/model.safetensors")).unwrap().len();
+    let kept = std::fs::read(run.join("step-000002/model.safetensors")).unwrap();
+    // Half the weights file, in the 512-byte blocks POSIX `ulimit -f` counts
+    // (bash counts 1024: a quarter then, still far above the log's size).
+    let blocks = weights / 2 / 512;
+    assert!(blocks * 512 > 16 * std::fs::metadata(run.join("log.jsonl")).unwrap().len());
+    let script = format!("trap '' XFSZ; ulimit -f {blocks}; exec \"$0\" \"$@\"");
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .arg(env!("CARGO_BIN_EXE_addmul"))
+        .args(["train", "--resume", "--quiet", "--sample", "0", "--max-iters", "4"])
+        .arg("--data")
+        .arg(dir.0.join("text.txt"))
+        .arg("--out")
+        .arg(&run)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    // The error names the file it could not write, and the way on.
+    let file = run.join(".step-000004.tmp").join("model.safetensors");
+    assert!(stderr.contains(&file.display().to_string()), "{stderr}");
+    assert!(stderr.contains("File too large"), "{stderr}");
+    assert!(stderr.contains("the last complete checkpoint is"), "{stderr}");
+    // The last checkpoint is as it was, `latest` still names it, and the
+    // partial folder is gone.
+    assert_eq!(std::fs::read_to_string(run.join("latest")).unwrap(), "step-000002");
+    assert_eq!(std::fs::read(run.join("step-000002/model.safetensors")).unwrap(), kept);
+    assert!(!run.join(".step-000004.tmp").exists() && !run.join("step-000004").exists());
+    // Without the limit, the run goes on from it.
+    resume(&dir.0, 4);
+    assert_eq!(std::fs::read_to_string(run.join("latest")).unwrap(), "step-000004");
+}
+
+/// A tiny xorshift generator: the kill times are random but the same on
+/// every run of the test.
+struct Xorshift(u64);
+
+impl Xorshift {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+#[test]
+fn killed_at_random_moments_and_resumed_each_time_training_ends_bit_for_bit_as_if_never_stopped() {
+    const STEPS: u64 = 400;
+    const KILLS: usize = 50;
+    // The uninterrupted run, with a checkpoint after every step (so that
+    // kills land in checkpoint writes too).
+    let whole = Temp::new("unkilled");
+    assert!(start(&whole.0, 1, STEPS).wait().unwrap().success());
+    let reference = whole.0.join("run").join(format!("step-{STEPS:06}"));
+
+    let dir = Temp::new("killed");
+    let run = dir.0.join("run");
+    let mut rng = Xorshift(0x5eed_2026_1204);
+    let mut kills = 0;
+    let mut lives = 0;
+    let mut reached = std::collections::BTreeSet::new();
+    let mut in_writes = 0;
+    while kills < KILLS {
+        lives += 1;
+        assert!(lives < 10 * KILLS, "the run made no progress");
+        let started = run.join("latest").exists() || run.join(format!("step-{:06}", 1)).exists();
+        let mut child = if started {
+            // Resume (which also repairs a `latest` that a kill left behind).
+            Command::new(env!("CARGO_BIN_EXE_addmul"))
+                .args(["train", "--resume", "--quiet", "--sample", "0", "--max-iters", &STEPS.to_string()])
+                .arg("--data")
+                .arg(dir.0.join("text.txt"))
+                .arg("--out")
+                .arg(&run)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap()
+        } else {
+            // Killed before its first checkpoint: start again from scratch.
+            if run.exists() {
+                std::fs::remove_dir_all(&run).unwrap();
+            }
+            start(&dir.0, 1, STEPS)
+        };
+        std::thread::sleep(Duration::from_micros(rng.below(80_000)));
+        if child.try_wait().unwrap().is_none() {
+            child.kill().unwrap(); // SIGKILL
+            kills += 1;
+        }
+        let status = child.wait().unwrap();
+        if status.success() {
+            break;
+        }
+        let latest = std::fs::read_to_string(run.join("latest")).unwrap_or_default();
+        reached.insert(latest);
+        let torn = std::fs::read_dir(&run)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().ends_with(".tmp"));
+        in_writes += usize::from(torn);
+    }
+    assert_eq!(kills, KILLS, "the run finished after {kills} kills: give it more steps");
+    // The kills landed all along the run, not only before it started.
+    assert!(reached.len() > KILLS / 2, "kills after only {} checkpoints: {reached:?}", reached.len());
+    eprintln!("{kills} kills, {} checkpoints reached, {in_writes} in the middle of a checkpoint", reached.len());
+    // Now let it finish.
+    resume(&dir.0, STEPS as usize);
+    let last = run.join(format!("step-{STEPS:06}"));
+    for file in ["model.safetensors", "optimizer.safetensors", "trainer.json"] {
+        let (a, b) = (std::fs::read(reference.join(file)).unwrap(), std::fs::read(last.join(file)).unwrap());
+        assert!(
+            a == b,
+            "{file} differs from the uninterrupted run's after {kills} kills{}",
+            if file.ends_with(".json") {
+                format!(":\n{}\n---\n{}", String::from_utf8_lossy(&a), String::from_utf8_lossy(&b))
+            } else {
+                String::new()
+            }
+        );
+    }
+    assert_eq!(logged_steps(&run), STEPS as usize);
+}

@@ -167,16 +167,32 @@ fn save_checkpoint_inner(
         fs::remove_dir_all(&tmp).map_err(GptError::io("removing a stale", &tmp))?;
     }
     fs::create_dir(&tmp).map_err(GptError::io("creating", &tmp))?;
-    for (i, (file, bytes)) in files.iter().enumerate() {
-        if crash_after == Some(i) {
-            return Err(GptError::io("simulated crash while writing", tmp.join(file))(std::io::Error::other("crash")));
+    let written = (|| {
+        for (i, (file, bytes)) in files.iter().enumerate() {
+            if crash_after == Some(i) {
+                // A crash leaves the temporary folder behind (the next save
+                // removes it): return before the clean-up below.
+                return Ok(Err(GptError::io("simulated crash while writing", tmp.join(file))(std::io::Error::other(
+                    "crash",
+                ))));
+            }
+            let path = tmp.join(file);
+            let mut f = File::create(&path).map_err(GptError::io("creating", &path))?;
+            f.write_all(bytes).map_err(GptError::io("writing", &path))?;
+            f.sync_all().map_err(GptError::io("syncing", &path))?;
         }
-        let path = tmp.join(file);
-        let mut f = File::create(&path).map_err(GptError::io("creating", &path))?;
-        f.write_all(bytes).map_err(GptError::io("writing", &path))?;
-        f.sync_all().map_err(GptError::io("syncing", &path))?;
+        sync_dir(&tmp).map(Ok)
+    })();
+    match written {
+        Ok(Ok(())) => {}
+        Ok(Err(crash)) => return Err(crash),
+        Err(e) => {
+            // A failed write (a full disk, say): the partial folder goes;
+            // `latest` and the checkpoint it names were never touched.
+            let _ = fs::remove_dir_all(&tmp);
+            return Err(e);
+        }
     }
-    sync_dir(&tmp)?;
     fs::rename(&tmp, &dest).map_err(GptError::io("renaming into place", &dest))?;
     sync_dir(run)?;
     if crash_after == Some(files.len()) {
@@ -222,6 +238,48 @@ pub fn resolve(path: &Path) -> Result<PathBuf> {
     Ok(dir)
 }
 
+/// Points `run/latest` at the newest complete checkpoint `<prefix><step>`
+/// when it names an older one or is missing, and returns the name it now
+/// holds; `None` if nothing changed.
+///
+/// A checkpoint folder gets its final name only once every file in it is
+/// written and synced, so a folder `step-000360` is complete even if `latest`
+/// still names `step-000350`: that is what a crash between the rename and
+/// the update of `latest` leaves behind. Without this repair a resumed run
+/// would train to step 360 again and then find the folder in its way.
+/// A `latest` naming something other than `<prefix><number>` is left alone.
+///
+/// # Errors
+/// [`GptError::Io`] if the folder cannot be listed or `latest` written.
+pub fn recover_latest(run: &Path, prefix: &str) -> Result<Option<String>> {
+    if !run.is_dir() || run.join("config.json").is_file() {
+        return Ok(None);
+    }
+    let newest = fs::read_dir(run)
+        .map_err(GptError::io("listing", run))?
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| run.join(n).join("config.json").is_file())
+        .filter_map(|n| Some((n.strip_prefix(prefix)?.parse::<u64>().ok()?, n)))
+        .max();
+    let Some((step, name)) = newest else { return Ok(None) };
+    let latest = run.join(LATEST);
+    let current = match fs::read_to_string(&latest) {
+        Ok(text) => Some(text.trim().to_string()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(GptError::io("reading", &latest)(e)),
+    };
+    let stale = match &current {
+        None => true,
+        Some(c) => c.strip_prefix(prefix).and_then(|n| n.parse::<u64>().ok()).is_some_and(|s| s < step),
+    };
+    if !stale {
+        return Ok(None);
+    }
+    write_atomically(&latest, name.as_bytes())?;
+    Ok(Some(name))
+}
+
 /// Removes checkpoint folders `<prefix><step>` of `run` other than the newest
 /// `keep` (by step number, so `step-1000000` is newer than `step-999999`)
 /// and the one `latest` names. Folders whose name does not end in a number
@@ -254,7 +312,11 @@ mod tests {
 
     #[test]
     fn a_crash_while_saving_leaves_the_previous_checkpoint_intact() {
-        let dir = std::env::temp_dir().join(format!("addmul-gpt-crash-{}", std::process::id()));
+        // Under the target folder (target/debug/deps/this-test → target/tmp):
+        // tests write no files outside the repository.
+        let exe = std::env::current_exe().unwrap();
+        let target = exe.ancestors().nth(3).unwrap();
+        let dir = target.join("tmp").join(format!("addmul-gpt-crash-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         let files = |m: &Gpt<f32>| {
             vec![

@@ -690,12 +690,15 @@ impl GptTrainer {
     }
 
     /// Continues a run from a checkpoint (a `step-N` folder, or a run folder,
-    /// whose `latest` is used) on the same token stream.
+    /// whose newest complete checkpoint is used: see
+    /// [`recover_latest`](crate::checkpoint::recover_latest)) on the same
+    /// token stream.
     ///
     /// # Errors
     /// [`GptError::Checkpoint`] if a file is missing, corrupt or does not
     /// match, or `tokens` is not the corpus the run was trained on.
     pub fn resume(path: &Path, tokens: &[TokenId]) -> Result<Self> {
+        crate::checkpoint::recover_latest(path, "step-")?;
         let dir = resolve(path)?;
         let state_path = dir.join("trainer.json");
         let text = std::fs::read_to_string(&state_path).map_err(GptError::io("reading", &state_path))?;
@@ -710,6 +713,9 @@ impl GptTrainer {
         }
         let config = GptTrainConfig { threads: state.threads, ..state.config.clone() };
         let mut trainer = GptTrainer::new(config, state.vocab_size, tokens)?;
+        // The run's threads, as chosen (0: one per core), not as resolved:
+        // the next checkpoint records the same configuration.
+        trainer.config.threads = state.config.threads;
         let model = crate::checkpoint::load_model::<f32>(&dir)?;
         if model.config() != trainer.workers.model().config() {
             return Err(GptError::checkpoint(dir.join("config.json"), "does not match trainer.json's configuration"));
