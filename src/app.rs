@@ -920,23 +920,51 @@ pub struct BenchReport {
     pub date: String,
     /// The command that produced the report.
     pub command: String,
+    /// The processor ([`cpu_description`]).
+    pub cpu: String,
     /// Where the text came from.
     pub corpus: String,
+    /// The SHA-256 of the text's bytes: the book uses the quality figures
+    /// only of a run on tinyshakespeare.
+    pub corpus_sha256: String,
+    /// The text's length in bytes.
+    pub corpus_bytes: usize,
+    /// The cpu-small run's configuration.
+    pub config: GptTrainConfig,
     /// Worker threads.
     pub threads: usize,
     /// cpu-small's speed.
     pub cpu_small: SpeedReport,
-    /// Validation measurements of the cpu-small run.
-    pub evals: Vec<EvalReport>,
+    /// Validation measurements of the cpu-small run; left out (with
+    /// `sample`) when the text was the offline fallback, the book's own
+    /// text, whose losses say nothing about tinyshakespeare's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub evals: Option<Vec<EvalReport>>,
     /// Tokens per second when sampling with the cache, batch 1: the median
     /// of the rounds.
     pub sample_tokens_per_s: f64,
     /// Every round's tokens per second, slowest first.
     pub sample_rounds: Vec<f64>,
-    /// The text sampled for the speed measurement (temperature 1).
-    pub sample: String,
+    /// The text sampled for the speed measurement (temperature 1); left out
+    /// with `evals`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sample: Option<String>,
     /// The larger configuration's speed, if measured.
     pub large: Option<SpeedReport>,
+}
+
+/// The processor, for the record of a measurement: its model name (Linux's
+/// `/proc/cpuinfo`, else "unknown") and the cores this process may use.
+pub fn cpu_description() -> String {
+    let model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            let line = info.lines().find(|l| l.starts_with("model name"))?;
+            Some(line.split_once(':')?.1.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown".to_string());
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    format!("{model}, {cores} cores")
 }
 
 /// CPU seconds used by the whole machine (busy) and by this process, from
@@ -1167,7 +1195,7 @@ fn bench_summary(report: &BenchReport) -> String {
         c.p90_ms,
         c.tokens_per_s,
         c.gflops,
-        report.evals.last().map_or(f64::NAN, |e| e.val_loss),
+        report.evals.iter().flatten().last().map_or(f64::NAN, |e| e.val_loss),
         100.0 * c.other_load
     )
 }
@@ -1192,19 +1220,32 @@ pub fn bench(options: &BenchOptions, mut say: impl FnMut(&str)) -> Result<BenchR
     let cpu_small = bench_cpu_small(options, vocab, &ids, &mut say)?;
     let sampling = bench_sampling(cpu_small.trainer.model(), &tokenizer, options.sample_tokens, &mut say)?;
     let large = (options.large_iters > 0).then(|| bench_large(large_config, vocab, &ids, &mut say)).transpose()?;
+    // Quality figures of the offline fallback are not recorded: they would
+    // read as tinyshakespeare's.
+    let quality = corpus.source != corpus::Source::Embedded;
     let report = BenchReport {
         date: crate::demos::utc_date(),
         command: std::env::args().collect::<Vec<_>>().join(" "),
+        cpu: cpu_description(),
         corpus: format!("{:?}", corpus.source),
+        corpus_sha256: corpus::sha256_hex(corpus.text.as_bytes()),
+        corpus_bytes: corpus.text.len(),
+        config: cpu_small.trainer.config().clone(),
         threads: cpu_small.trainer.threads(),
         cpu_small: cpu_small.speed,
-        evals: cpu_small.evals,
+        evals: quality.then_some(cpu_small.evals),
         sample_tokens_per_s: sampling.tokens_per_s,
         sample_rounds: sampling.rounds,
-        sample: sampling.sample,
+        sample: quality.then_some(sampling.sample),
         large,
     };
     say(&bench_summary(&report));
+    if !quality {
+        say(
+            "the text was the offline fallback (the book's own text): the report records speed only, no losses \
+             or sample; give --data a copy of tinyshakespeare for those",
+        );
+    }
     Ok(report)
 }
 

@@ -834,6 +834,32 @@ fn bench_runs_small_and_writes_its_report() {
     assert_eq!(r["sample_tokens_per_s"].as_f64().unwrap(), rounds[2]);
     assert_eq!(r["sample"].as_str().unwrap().chars().count(), 5);
     assert!(r["large"].is_null());
+    // What the book checks before it uses the figures.
+    assert_eq!(r["corpus_sha256"], corpus::sha256_hex(text().as_bytes()));
+    assert_eq!(r["corpus_bytes"], text().len());
+    let config: addmul::gpt::GptTrainConfig = serde_json::from_value(r["config"].clone()).unwrap();
+    assert_eq!((config.max_iters, config.n_layer), (2, addmul::gpt::GptTrainConfig::cpu_small().n_layer));
+    assert!(r["cpu"].as_str().unwrap().ends_with("cores"), "{}", r["cpu"]);
+}
+
+#[test]
+fn bench_on_the_offline_fallback_records_no_quality_figures() {
+    let dir = Temp::new("bench-offline");
+    let args = match parse(&["bench", "--iters", "2", "--sample-tokens", "5", "--large-iters", "0"]).command {
+        Command::Bench(a) => a,
+        other => panic!("parsed as {other:?}"),
+    };
+    let mut options = args.options();
+    options.remote = offline_tinyshakespeare(&dir);
+    let (said, say) = collector();
+    let report = app::bench(&options, say).unwrap();
+    let said = said.borrow().join("\n");
+    assert!(said.contains("records speed only"), "{said}");
+    assert!(report.evals.is_none() && report.sample.is_none());
+    assert_eq!(report.corpus_sha256, corpus::sha256_hex(corpus::book_text().as_bytes()));
+    let json = serde_json::to_value(&report).unwrap();
+    assert!(json.get("evals").is_none() && json.get("sample").is_none(), "{json}");
+    assert!(json["cpu_small"]["median_ms"].as_f64().unwrap() > 0.0);
 }
 
 #[test]
