@@ -27,6 +27,18 @@ pub struct GptConfig {
     /// `true` for GPT-2's tanh approximation of GELU (`gelu_new`), `false`
     /// for the exact erf form.
     pub gelu_tanh: bool,
+    /// Scale attention scores by `1/sqrt(head width)` (GPT-2: yes;
+    /// Hugging Face's `scale_attn_weights`).
+    #[serde(default = "yes")]
+    pub scale_attn_weights: bool,
+    /// Also divide block `i`'s attention scores by `i + 1` (Hugging Face's
+    /// `scale_attn_by_inverse_layer_idx`; GPT-2: no).
+    #[serde(default)]
+    pub scale_attn_by_inverse_layer_idx: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl GptConfig {
@@ -43,7 +55,21 @@ impl GptConfig {
             bias: true,
             layer_norm_eps: 1e-5,
             gelu_tanh: true,
+            scale_attn_weights: true,
+            scale_attn_by_inverse_layer_idx: false,
         }
+    }
+
+    /// The factor on block `layer`'s attention scores (counting from 0) when
+    /// it is not the usual `1/sqrt(n_embd/n_head)`: 1 without
+    /// `scale_attn_weights`, and divided by `layer + 1` with
+    /// `scale_attn_by_inverse_layer_idx`. `None` for GPT-2's usual scale.
+    pub fn attention_scale(&self, layer: usize) -> Option<f64> {
+        if self.scale_attn_weights && !self.scale_attn_by_inverse_layer_idx {
+            return None;
+        }
+        let head = if self.scale_attn_weights { 1.0 / ((self.n_embd / self.n_head.max(1)) as f64).sqrt() } else { 1.0 };
+        Some(if self.scale_attn_by_inverse_layer_idx { head / (layer + 1) as f64 } else { head })
     }
 
     /// The MLP's activation.
@@ -158,7 +184,9 @@ impl GptConfig {
             "attn_pdrop": 0.0,
             "layer_norm_epsilon": self.layer_norm_eps,
             "initializer_range": 0.02,
-            "scale_attn_weights": true,
+            "scale_attn_weights": self.scale_attn_weights,
+            "scale_attn_by_inverse_layer_idx": self.scale_attn_by_inverse_layer_idx,
+            "reorder_and_upcast_attn": false,
             "tie_word_embeddings": true,
             "use_cache": true,
             "bos_token_id": null,
@@ -169,11 +197,16 @@ impl GptConfig {
         serde_json::to_string_pretty(&value).expect("a JSON value serialises")
     }
 
-    /// Reads a Hugging Face GPT-2 `config.json`.
+    /// Reads a Hugging Face GPT-2 `config.json`. Every field that changes the
+    /// numbers is honoured (`activation_function` gelu_new, gelu_pytorch_tanh
+    /// or gelu; `layer_norm_epsilon`; `scale_attn_weights`;
+    /// `scale_attn_by_inverse_layer_idx`; `reorder_and_upcast_attn`, which in
+    /// float32 gives the same numbers) or refused.
     ///
     /// # Errors
     /// [`GptError::Config`] for missing or unsupported fields (anything but
-    /// `gpt2`, an inner width other than `4 · n_embd`, untied embeddings).
+    /// `gpt2`, an inner width other than `4 · n_embd`, untied embeddings,
+    /// another activation, a flag that is not a boolean).
     pub fn from_hf_json(text: &str) -> Result<Self> {
         let v: serde_json::Value =
             serde_json::from_str(text).map_err(|e| GptError::config("config.json", "", e.to_string()))?;
@@ -206,6 +239,16 @@ impl GptConfig {
             other => return Err(GptError::config("activation_function", other, "expected gelu_new or gelu")),
         };
         let float = |field: &str, default: f64| v.get(field).and_then(serde_json::Value::as_f64).unwrap_or(default);
+        let flag = |field: &'static str, default: bool| match v.get(field) {
+            None | Some(serde_json::Value::Null) => Ok(default),
+            Some(serde_json::Value::Bool(b)) => Ok(*b),
+            Some(other) => Err(GptError::config(field, other, "expected true or false")),
+        };
+        // `reorder_and_upcast_attn` computes the scores in float32 with the
+        // scale applied first, which changes half-precision models only;
+        // addmul computes in float32 throughout, so the flag is honoured by
+        // construction (the same numbers up to float32 rounding; tested).
+        flag("reorder_and_upcast_attn", false)?;
         let config = GptConfig {
             vocab_size: size("vocab_size")?,
             block_size: size("n_positions")?,
@@ -216,6 +259,8 @@ impl GptConfig {
             bias: v.get("addmul_bias").and_then(serde_json::Value::as_bool).unwrap_or(true),
             layer_norm_eps: float("layer_norm_epsilon", 1e-5),
             gelu_tanh,
+            scale_attn_weights: flag("scale_attn_weights", true)?,
+            scale_attn_by_inverse_layer_idx: flag("scale_attn_by_inverse_layer_idx", false)?,
         };
         config.validate()?;
         Ok(config)

@@ -153,9 +153,12 @@ impl<T: Float> Gpt<T> {
         let wte = Embedding::new(config.vocab_size, c, init, rng)?;
         let wpe = LearnedPositions::new(config.block_size, c, init, rng)?;
         let mut h = Vec::with_capacity(config.n_layer);
-        for _ in 0..config.n_layer {
-            let attn =
-                MultiHeadConfig::self_attention(c, config.n_head).causal().bias(b).init_with(init, out_init, rng)?;
+        for layer in 0..config.n_layer {
+            let mut attn = MultiHeadConfig::self_attention(c, config.n_head).causal().bias(b);
+            if let Some(scale) = config.attention_scale(layer) {
+                attn = attn.score_scale(scale); // Hugging Face variants of GPT-2
+            }
+            let attn = attn.init_with(init, out_init, rng)?;
             let mlp = feed_forward(&config, init, out_init, rng)?;
             h.push(Block { ln_1: norm(c)?, attn, ln_2: norm(c)?, mlp });
         }

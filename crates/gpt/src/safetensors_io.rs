@@ -114,14 +114,28 @@ pub fn read_tensors<T: Float>(bytes: &[u8], path: &Path) -> Result<Tensors<T>> {
 ///
 /// Tensors that the model does not have are an error, except the ones
 /// Hugging Face files carry for their own reasons (the causal-mask buffers
-/// `*.attn.bias` / `*.attn.masked_bias` of old files, a duplicated
-/// `lm_head.weight`) and all-zero biases of a model built without biases.
+/// `*.attn.bias` / `*.attn.masked_bias` of old files, an `lm_head.weight`
+/// equal to `transformer.wte.weight`) and all-zero biases of a model built
+/// without biases.
 ///
 /// # Errors
 /// [`GptError::Checkpoint`] naming the first missing tensor, unexpected
 /// tensor, shape mismatch, or non-finite value.
 pub fn load_into<T: Float>(model: &mut dyn Parameters<T>, mut tensors: Tensors<T>, path: &Path) -> Result<()> {
     let mut error = None;
+    // A separate output head must be a copy of the embeddings: addmul's head
+    // is tied to them (as GPT-2's is), and using wte for a different
+    // `lm_head.weight` would silently give other logits.
+    if let (Some((head_shape, head)), Some((wte_shape, wte))) =
+        (tensors.get("lm_head.weight"), tensors.get("transformer.wte.weight"))
+        && (head_shape != wte_shape || head != wte)
+    {
+        return Err(GptError::checkpoint(
+            path,
+            "tensor lm_head.weight differs from transformer.wte.weight: the output head is not tied to the \
+             embeddings (tie_word_embeddings = false), which addmul's GPT does not support",
+        ));
+    }
     model.visit_mut(&mut |name, p| {
         if error.is_some() {
             return;

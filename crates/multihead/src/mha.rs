@@ -13,7 +13,7 @@ use nalgebra::{Dyn, RawStorageMut};
 use crate::{CrossKv, KvCache};
 
 /// The sizes and switches of a [`MultiHeadAttention`] layer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct MultiHeadConfig {
     /// Model width `d`.
     pub d_model: usize,
@@ -26,18 +26,23 @@ pub struct MultiHeadConfig {
     pub bias: bool,
     /// Hide each query's future.
     pub causal: bool,
+    /// The factor on the scores `q·k` before the softmax; `None` for the
+    /// usual `1/sqrt(d/h)`. (Hugging Face GPT-2 can turn the scaling off,
+    /// `scale_attn_weights = false`, or divide further by the layer's number,
+    /// `scale_attn_by_inverse_layer_idx`.)
+    pub score_scale: Option<f64>,
 }
 
 impl MultiHeadConfig {
     /// Self-attention of width `d_model` with `n_head` heads, with biases, no mask.
     pub fn self_attention(d_model: usize, n_head: usize) -> Self {
-        MultiHeadConfig { d_model, n_head, d_context: None, bias: true, causal: false }
+        MultiHeadConfig { d_model, n_head, d_context: None, bias: true, causal: false, score_scale: None }
     }
 
     /// Cross-attention: queries of width `d_model`, keys and values from a
     /// context of width `d_context`.
     pub fn cross_attention(d_model: usize, d_context: usize, n_head: usize) -> Self {
-        MultiHeadConfig { d_model, n_head, d_context: Some(d_context), bias: true, causal: false }
+        MultiHeadConfig { d_model, n_head, d_context: Some(d_context), bias: true, causal: false, score_scale: None }
     }
 
     /// With a causal mask.
@@ -48,6 +53,11 @@ impl MultiHeadConfig {
     /// With or without biases.
     pub fn bias(self, bias: bool) -> Self {
         MultiHeadConfig { bias, ..self }
+    }
+
+    /// With `scale` on the scores instead of `1/sqrt(d/h)`.
+    pub fn score_scale(self, scale: f64) -> Self {
+        MultiHeadConfig { score_scale: Some(scale), ..self }
     }
 
     /// Checks the sizes.
@@ -61,6 +71,11 @@ impl MultiHeadConfig {
         }
         if self.d_model == 0 || self.d_context == Some(0) {
             return Err(Error::InvalidValue { what: "attention width", value: 0.0, requirement: ">= 1" });
+        }
+        if let Some(scale) = self.score_scale
+            && !scale.is_finite()
+        {
+            return Err(Error::InvalidValue { what: "attention score scale", value: scale, requirement: "finite" });
         }
         if !self.d_model.is_multiple_of(self.n_head) {
             return Err(Error::InvalidValue {
@@ -89,7 +104,7 @@ impl MultiHeadConfig {
             },
         };
         let c_proj = Linear::new(d, d, self.bias, out_init, rng);
-        Ok(MultiHeadAttention { proj, c_proj, n_head: self.n_head, causal: self.causal })
+        Ok(MultiHeadAttention { proj, c_proj, n_head: self.n_head, causal: self.causal, score_scale: self.score_scale })
     }
 
     /// A layer with every weight drawn from `init`.
@@ -127,6 +142,7 @@ pub struct MultiHeadAttention<T: Float> {
     c_proj: Linear<T>,
     n_head: usize,
     causal: bool,
+    score_scale: Option<f64>,
 }
 
 /// What [`MultiHeadAttention`]'s forward keeps, and the attention weights of
@@ -205,10 +221,10 @@ impl<T: Float> MultiHeadAttention<T> {
     /// `[d, d]`; [`Error::InvalidValue`] if `d` is not divisible by `n_head`.
     pub fn from_parts(c_attn: Linear<T>, c_proj: Linear<T>, n_head: usize, causal: bool) -> Result<Self> {
         let d = c_attn.in_features();
-        MultiHeadConfig { d_model: d, n_head, d_context: None, bias: false, causal }.validate()?;
+        MultiHeadConfig { d_model: d, n_head, d_context: None, bias: false, causal, score_scale: None }.validate()?;
         expect_shape("MultiHeadAttention::from_parts", c_attn.weight().value(), Some(3 * d), Some(d))?;
         expect_shape("MultiHeadAttention::from_parts", c_proj.weight().value(), Some(d), Some(d))?;
-        Ok(MultiHeadAttention { proj: Projections::Fused(c_attn), c_proj, n_head, causal })
+        Ok(MultiHeadAttention { proj: Projections::Fused(c_attn), c_proj, n_head, causal, score_scale: None })
     }
 
     /// Model width `d`.
@@ -245,7 +261,10 @@ impl<T: Float> MultiHeadAttention<T> {
     }
 
     fn scale(&self) -> T {
-        T::one() / T::of(self.head_dim() as f64).sqrt()
+        match self.score_scale {
+            Some(scale) => T::of(scale),
+            None => T::one() / T::of(self.head_dim() as f64).sqrt(),
+        }
     }
 
     fn layout(&self) -> Layout {
