@@ -775,19 +775,19 @@ impl Default for SampleOptions {
     }
 }
 
-/// Loads a model and its tokenizer from a run folder or a checkpoint folder.
+/// Loads a model and its tokenizer from a run folder, a checkpoint folder or
+/// a Hugging Face GPT-2 folder (`config.json`, `model.safetensors`, and
+/// `tokenizer.json` or `vocab.json` + `merges.txt`); nothing is written.
 ///
 /// # Errors
 /// A missing or corrupt checkpoint or tokenizer file.
 pub fn load(path: &Path) -> Result<(Gpt<f32>, TextTokenizer)> {
     let dir = resolve(path)?;
     let model = addmul_gpt::checkpoint::load_model(&dir)?;
-    let tok_path = dir.join("tokenizer.json");
-    let text = std::fs::read_to_string(&tok_path).map_err(io(format!("reading {}", tok_path.display())))?;
-    let tokenizer = TextTokenizer::from_json(&text)?;
+    let tokenizer = TextTokenizer::load_dir(&dir)?;
     if tokenizer.as_dyn().vocab_size() != model.config().vocab_size {
         return Err(invalid(
-            &tok_path.display().to_string(),
+            &format!("the tokenizer in {}", dir.display()),
             format!("has {} ids but the model has {}", tokenizer.as_dyn().vocab_size(), model.config().vocab_size),
         ));
     }
@@ -1241,10 +1241,8 @@ pub fn bench(options: &BenchOptions, mut say: impl FnMut(&str)) -> Result<BenchR
     };
     say(&bench_summary(&report));
     if !quality {
-        say(
-            "the text was the offline fallback (the book's own text): the report records speed only, no losses \
-             or sample; give --data a copy of tinyshakespeare for those",
-        );
+        say("the text was the offline fallback (the book's own text): the report records speed only, no losses \
+             or sample; give --data a copy of tinyshakespeare for those");
     }
     Ok(report)
 }

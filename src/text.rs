@@ -1,6 +1,8 @@
 //! The tokenizers a GPT can be trained with, and how they are saved beside a
 //! checkpoint (`tokenizer.json`).
 
+use std::path::Path;
+
 use addmul_tokenizer::{Bpe, BpeTrainer, CharTokenizer, Pattern, Tokenizer};
 use serde_json::json;
 
@@ -101,6 +103,93 @@ impl TextTokenizer {
             _ => Err(bad("\"kind\" must be \"char\" or \"bpe\"")),
         }
     }
+}
+
+impl TextTokenizer {
+    /// The tokenizer of a model folder: addmul's `tokenizer.json`, or a
+    /// Hugging Face GPT-2 tokenizer (its `tokenizer.json`, else the
+    /// `vocab.json` + `merges.txt` pair).
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] naming the file for a missing, unreadable or
+    /// unsupported tokenizer (a Hugging Face tokenizer other than GPT-2's
+    /// byte-level BPE).
+    pub fn load_dir(dir: &Path) -> Result<Self> {
+        let json = dir.join("tokenizer.json");
+        let (vocab, merges) = (dir.join("vocab.json"), dir.join("merges.txt"));
+        let read = |path: &Path| {
+            std::fs::read_to_string(path)
+                .map_err(|e| Error::Io { context: format!("reading {}", path.display()), source: e })
+        };
+        let named = |path: &Path, e: Error| match e {
+            Error::Invalid { what, problem } if what == "tokenizer.json" => {
+                Error::Invalid { what: path.display().to_string(), problem }
+            }
+            Error::Tokenizer(e) => Error::Invalid { what: path.display().to_string(), problem: e.to_string() },
+            e => e,
+        };
+        if json.is_file() {
+            let text = read(&json)?;
+            let v: serde_json::Value = serde_json::from_str(&text)
+                .map_err(|e| Error::Invalid { what: json.display().to_string(), problem: e.to_string() })?;
+            return if v.get("model").is_some() && v.get("format").is_none() {
+                hf_tokenizer_json(&v).map_err(|e| named(&json, e))
+            } else {
+                TextTokenizer::from_json(&text).map_err(|e| named(&json, e))
+            };
+        }
+        if vocab.is_file() && merges.is_file() {
+            let bpe = Bpe::gpt2_from_encoder_json(&read(&vocab)?, &read(&merges)?);
+            return bpe.map(TextTokenizer::Bpe).map_err(|e| named(&vocab, e.into()));
+        }
+        Err(Error::Invalid {
+            what: dir.display().to_string(),
+            problem: "has no tokenizer: expected tokenizer.json (addmul's or Hugging Face's) or vocab.json and \
+                      merges.txt"
+                .into(),
+        })
+    }
+}
+
+/// GPT-2's byte-level BPE from a Hugging Face `tokenizer.json` (the
+/// `tokenizers` library's format): `model.vocab`, `model.merges` (as
+/// `"a b"` strings or `["a", "b"]` pairs) and the special `added_tokens`.
+fn hf_tokenizer_json(v: &serde_json::Value) -> Result<TextTokenizer> {
+    let bad = |problem: String| Error::Invalid { what: "tokenizer.json".into(), problem };
+    let model = &v["model"];
+    if model["type"] != "BPE" || v["pre_tokenizer"]["type"] != "ByteLevel" {
+        return Err(bad(format!(
+            "is a {} tokenizer with a {} pre-tokenizer; addmul reads GPT-2's byte-level BPE (model BPE, \
+             pre_tokenizer ByteLevel)",
+            model["type"], v["pre_tokenizer"]["type"]
+        )));
+    }
+    let mut vocab = model["vocab"].as_object().cloned().ok_or_else(|| bad("has no model.vocab object".into()))?;
+    let mut specials = Vec::new();
+    for added in v["added_tokens"].as_array().into_iter().flatten() {
+        let (Some(content), Some(id)) = (added["content"].as_str(), added["id"].as_u64()) else {
+            return Err(bad(format!("added token {added} has no content or id")));
+        };
+        vocab.insert(content.to_string(), id.into());
+        specials.push(content.to_string());
+    }
+    let mut lines = String::from("#version: 0.2\n");
+    for (i, merge) in
+        model["merges"].as_array().ok_or_else(|| bad("has no model.merges list".into()))?.iter().enumerate()
+    {
+        let line = match merge {
+            serde_json::Value::String(s) => s.clone(),
+            serde_json::Value::Array(pair) if pair.len() == 2 && pair.iter().all(|p| p.is_string()) => {
+                format!("{} {}", pair[0].as_str().unwrap_or_default(), pair[1].as_str().unwrap_or_default())
+            }
+            other => return Err(bad(format!("merge {i} is {other}, not two tokens"))),
+        };
+        lines.push_str(&line);
+        lines.push('\n');
+    }
+    let specials: Vec<&str> = specials.iter().map(String::as_str).collect();
+    let encoder = serde_json::Value::Object(vocab).to_string();
+    Ok(TextTokenizer::Bpe(Bpe::from_encoder_json(&encoder, &lines, &specials, Some(Pattern::Gpt2))?))
 }
 
 /// Turns a stream of token ids into text as it arrives, holding back bytes
