@@ -796,8 +796,9 @@ pub fn load(path: &Path) -> Result<(Gpt<f32>, TextTokenizer)> {
 
 // ANCHOR: generate
 /// Generates text after `options.prompt`, writing each piece to `out` as soon
-/// as it is a whole character (and cannot be the start of a stop string).
-/// Returns the text generated and the number of tokens.
+/// as it is a whole character (and cannot be the start of a stop string),
+/// until `max_tokens`, a stop string or the end-of-text token. Returns the
+/// text generated and the number of tokens.
 ///
 /// # Errors
 /// A prompt the tokenizer cannot encode; a write error.
@@ -808,7 +809,10 @@ pub fn generate(
     out: &mut dyn Write,
 ) -> Result<(String, usize)> {
     let tok = tokenizer.as_dyn();
-    let prompt = tok.encode(&options.prompt)?;
+    let prompt = tokenizer.encode_text(&options.prompt)?;
+    // A GPT-2 tokenizer's `<|endoftext|>` ends the text, as in transformers'
+    // generate (it is not printed).
+    let end_of_text = tokenizer.end_of_text();
     if prompt.is_empty() {
         return Err(invalid("--prompt", "is empty after tokenizing; give at least one character"));
     }
@@ -823,6 +827,9 @@ pub fn generate(
     while count < options.max_tokens && !stream.stopped() {
         let id = sampler.next_token()?;
         count += 1;
+        if Some(id) == end_of_text {
+            break;
+        }
         let piece = stream.push(&tok.decode_bytes(&[id])?);
         out.write_all(piece.as_bytes()).map_err(w)?;
         out.flush().map_err(w)?;

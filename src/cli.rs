@@ -33,6 +33,9 @@ pub enum Command {
     Train(TrainArgs),
     /// Continue a trained model's text.
     Sample(SampleArgs),
+    /// A model's perplexity on a text, by the sliding-window recipe of the
+    /// `transformers` documentation.
+    Eval(EvalArgs),
     /// Tokenizers.
     #[command(subcommand)]
     Tokenizer(TokenizerCommand),
@@ -243,6 +246,22 @@ impl SampleArgs {
     }
 }
 
+/// The arguments of `addmul eval`.
+#[derive(Debug, Clone, Args)]
+pub struct EvalArgs {
+    /// A run folder (its latest checkpoint), a checkpoint folder, or a
+    /// Hugging Face GPT-2 folder.
+    #[arg(long, value_name = "DIR", default_value = "runs/cpu-small")]
+    pub model: PathBuf,
+    /// The text.
+    #[arg(long, value_name = "FILE")]
+    pub data: PathBuf,
+    /// Tokens between the starts of two windows (default: half the
+    /// context, as the documentation's 512 of GPT-2's 1024).
+    #[arg(long)]
+    pub stride: Option<usize>,
+}
+
 /// The arguments of `addmul bench`.
 #[derive(Debug, Clone, Args)]
 pub struct BenchArgs {
@@ -317,6 +336,31 @@ fn run_command(cli: Cli, out: &mut dyn Write, mut say: impl FnMut(&str) + 'stati
             }
             let (model, tokenizer) = load(&args.model)?;
             generate(&model, &tokenizer, &options, out)?;
+        }
+        Command::Eval(args) => {
+            let (model, tokenizer) = load(&args.model)?;
+            let text = crate::corpus::read_text(&args.data)?;
+            let stride = args.stride.unwrap_or((model.config().block_size / 2).max(1));
+            let ids = tokenizer.encode_text(&text)?;
+            let p = addmul_gpt::perplexity(&model, &ids, stride).map_err(|e| match e {
+                addmul_gpt::GptError::Config { field, .. } if field == "stride" => Error::Invalid {
+                    what: format!("--stride {stride}"),
+                    problem: format!("must be in 1..={} (the model's context)", model.config().block_size),
+                },
+                e => e.into(),
+            })?;
+            writeln!(out, "perplexity {:.4}", p.perplexity)
+                .map_err(|source| Error::Io { context: "writing the perplexity".into(), source })?;
+            say(&format!(
+                "{} tokens of {}; mean negative log-likelihood {:.6} nats over {} of them, {} windows of up to {} \
+                 tokens, stride {stride}",
+                ids.len(),
+                args.data.display(),
+                p.nll,
+                p.tokens,
+                p.windows,
+                model.config().block_size
+            ));
         }
         Command::Bench(args) => {
             let report = bench(&args.options(), &mut say)?;

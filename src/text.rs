@@ -57,6 +57,29 @@ impl TextTokenizer {
         })
     }
 
+    /// Token ids of a text to read, such as a prompt or a text to evaluate:
+    /// a BPE's special tokens written in the text (GPT-2's
+    /// `<|endoftext|>`) are read as those tokens, as Hugging Face's GPT-2
+    /// tokenizer reads them.
+    ///
+    /// # Errors
+    /// [`Error::Tokenizer`] for text the tokenizer cannot encode.
+    pub fn encode_text(&self, text: &str) -> Result<Vec<u32>> {
+        Ok(match self {
+            TextTokenizer::Char(t) => t.encode(text)?,
+            TextTokenizer::Bpe(t) => t.encode_with(text, &addmul_tokenizer::SpecialPolicy::allow_all())?,
+        })
+    }
+
+    /// The id of `<|endoftext|>` in a BPE that has it (GPT-2's), which ends a
+    /// generated text.
+    pub fn end_of_text(&self) -> Option<u32> {
+        match self {
+            TextTokenizer::Char(_) => None,
+            TextTokenizer::Bpe(t) => t.special_id(addmul_tokenizer::ENDOFTEXT),
+        }
+    }
+
     /// As a trait object.
     pub fn as_dyn(&self) -> &dyn Tokenizer {
         match self {

@@ -113,3 +113,38 @@ fn sample_continues_a_prompt_as_transformers_generate_does() {
     // The model folder is never written to.
     assert_eq!(snapshot(&folder()), before);
 }
+
+#[test]
+fn perplexity_is_what_the_transformers_recipe_computes() {
+    let r = reference();
+    let (model, tokenizer) = app::load(&folder()).unwrap();
+    let text = r["eval_text"].as_str().unwrap();
+    let ids = tokenizer.encode_text(text).unwrap();
+    assert_eq!(ids.len() as u64, r["eval_tokens"].as_u64().unwrap());
+    for (stride, want) in r["perplexity"].as_object().unwrap() {
+        let p = addmul::gpt::perplexity(&model, &ids, stride.parse().unwrap()).unwrap();
+        let want_ppl = want["perplexity"].as_f64().unwrap();
+        let err = (p.perplexity - want_ppl).abs() / want_ppl;
+        eprintln!("stride {stride}: perplexity {} vs transformers {want_ppl} (relative {err:.1e})", p.perplexity);
+        assert!(err < 1e-5, "stride {stride}: {} vs {want_ppl}", p.perplexity);
+        assert_eq!(p.tokens as u64, want["tokens"].as_u64().unwrap(), "stride {stride}");
+    }
+    // Through the command, which prints it.
+    let dir = Temp::new("hf-eval");
+    let data = dir.write("text.txt", text);
+    let model_dir = folder();
+    let args = ["addmul", "eval", "--model", model_dir.to_str().unwrap(), "--data", &data, "--stride", "16"];
+    let mut out = Vec::new();
+    let said = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+    let sink = std::rc::Rc::clone(&said);
+    cli::run(Cli::try_parse_from(args).unwrap(), &mut out, move |l: &str| sink.borrow_mut().push(l.to_string()))
+        .unwrap();
+    let want = r["perplexity"]["16"]["perplexity"].as_f64().unwrap();
+    let printed: f64 = String::from_utf8(out).unwrap().trim().strip_prefix("perplexity ").unwrap().parse().unwrap();
+    assert!((printed - want).abs() / want < 1e-5, "{printed} vs {want}");
+    assert!(said.borrow().iter().any(|l| l.contains("97 tokens") && l.contains("stride 16")), "{:?}", said.borrow());
+    // A stride longer than the context is named.
+    let args = ["addmul", "eval", "--model", model_dir.to_str().unwrap(), "--data", &data, "--stride", "33"];
+    let e = cli::run(Cli::try_parse_from(args).unwrap(), &mut Vec::new(), |_| {}).unwrap_err().to_string();
+    assert!(e.contains("--stride 33") && e.contains("1..=32"), "{e}");
+}

@@ -19,7 +19,9 @@ transformers 5.25.0.
 its special id as GPT-2's tokenizer does), `prompt` and `greedy` (the ids
 of `generate(do_sample=False, max_new_tokens=20)`), `min_margin` (the
 smallest gap between the best and second-best logit along the way) and
-`logits` of the prompt's last position.
+`logits` of the prompt's last position; `eval_text` and its `perplexity`
+for strides 8, 16 and 24 by the documentation's sliding-window recipe
+(`documented_perplexity` below, copied line for line).
 """
 
 import json
@@ -89,11 +91,46 @@ def main(gpt2_dir):
             top = torch.topk(logits, 2).values
             margins.append(float(top[0] - top[1]))
         last = model(torch.tensor([prompt])).logits[0, -1].tolist()
+    eval_text = ("First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak.\n\n"
+                 "First Citizen:\nYou are all resolved rather to die than to famish?\n\nAll:\nResolved. resolved.\n")
+    encodings_eval = tok(eval_text, return_tensors="pt")
+    perplexity = {str(stride): documented_perplexity(model, encodings_eval, stride) for stride in (8, 16, 24)}
     with open(os.path.join(OUT, "ref.json"), "w", encoding="utf-8") as f:
         json.dump({"encodings": encodings, "prompt": prompt, "greedy": ids[len(prompt):],
-                   "min_margin": min(margins), "logits": [round(v, 7) for v in last]}, f, ensure_ascii=False)
+                   "min_margin": min(margins), "logits": [round(v, 7) for v in last],
+                   "eval_text": eval_text, "eval_tokens": encodings_eval.input_ids.size(1),
+                   "perplexity": perplexity}, f, ensure_ascii=False)
         f.write("\n")
     print("min margin", min(margins), "greedy", ids[len(prompt):])
+
+
+def documented_perplexity(model, encodings, stride):
+    """The sliding-window recipe of the transformers documentation,
+    "Perplexity of fixed-length models", line for line."""
+    max_length = model.config.n_positions
+    seq_len = encodings.input_ids.size(1)
+    nll_sum = 0.0
+    n_tokens = 0
+    prev_end_loc = 0
+    for begin_loc in range(0, seq_len, stride):
+        end_loc = min(begin_loc + max_length, seq_len)
+        trg_len = end_loc - prev_end_loc  # may be different from stride on last loop
+        input_ids = encodings.input_ids[:, begin_loc:end_loc]
+        target_ids = input_ids.clone()
+        target_ids[:, :-trg_len] = -100
+        with torch.no_grad():
+            outputs = model(input_ids, labels=target_ids)
+            neg_log_likelihood = outputs.loss
+        num_valid_tokens = (target_ids != -100).sum().item()
+        batch_size = target_ids.size(0)
+        num_loss_tokens = num_valid_tokens - batch_size  # subtract batch_size due to internal label shift
+        nll_sum += neg_log_likelihood * num_loss_tokens
+        n_tokens += num_loss_tokens
+        prev_end_loc = end_loc
+        if end_loc == seq_len:
+            break
+    avg_nll = nll_sum / n_tokens
+    return {"perplexity": float(torch.exp(avg_nll)), "nll": float(avg_nll), "tokens": n_tokens}
 
 
 if __name__ == "__main__":

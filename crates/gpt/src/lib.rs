@@ -35,6 +35,7 @@
 pub mod checkpoint;
 mod config;
 mod error;
+mod eval;
 mod model;
 pub mod safetensors_io;
 mod sample;
@@ -42,6 +43,7 @@ mod train;
 
 pub use config::GptConfig;
 pub use error::{GptError, Result};
+pub use eval::{Perplexity, perplexity};
 pub use model::{Batch, Block, DecodeState, Gpt, TokenId};
 pub use sample::{Sampler, SamplingConfig, choose};
 pub use train::{
