@@ -343,7 +343,7 @@ fn run_command(cli: Cli, out: &mut dyn Write, mut say: impl FnMut(&str) + 'stati
             let stride = args.stride.unwrap_or((model.config().block_size / 2).max(1));
             let ids = tokenizer.encode_text(&text)?;
             let p = addmul_gpt::perplexity(&model, &ids, stride).map_err(|e| match e {
-                addmul_gpt::GptError::Config { field, .. } if field == "stride" => Error::Invalid {
+                addmul_gpt::GptError::Config { field: "stride", .. } => Error::Invalid {
                     what: format!("--stride {stride}"),
                     problem: format!("must be in 1..={} (the model's context)", model.config().block_size),
                 },
