@@ -86,7 +86,7 @@ impl Init {
             Matrix::from_fn(rows, cols, |_, _| T::of(d.sample(rng)))
         };
         match *self {
-            Init::Zeros => Matrix::zeros(rows, cols),
+            Init::Zeros => crate::zeros(rows, cols),
             Init::Constant(c) => Matrix::from_element(rows, cols, T::of(c)),
             Init::Normal { std } => normal(std.abs(), rng),
             Init::Uniform { bound } => uniform(bound.abs(), rng),

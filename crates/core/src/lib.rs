@@ -56,7 +56,7 @@ pub use init::{Init, Rng, RngState, rng};
 pub use layer::Layer;
 pub use matrix::{
     AnyMatrix, Matrix, MatrixView, Op, Shape, accumulate_column_sum, add_to_columns, convert, dot, expect_finite,
-    expect_shape, gemm, matmul,
+    expect_shape, gemm, matmul, zeros,
 };
 pub use param::{Param, ParamKind, Parameters, ParametersExt, join_name, sum_of_squares, visit_child, visit_child_mut};
 

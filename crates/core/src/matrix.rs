@@ -53,6 +53,15 @@ impl fmt::Display for Shape {
     }
 }
 
+/// A `[rows, cols]` matrix of zeros that costs no memory until written:
+/// the allocator hands out zeroed pages (`calloc`) instead of writing zeros
+/// into them, as nalgebra's `Matrix::zeros` does. Gradients are made this
+/// way, so a model loaded only to run (sampling, evaluation) never pays for
+/// them.
+pub fn zeros<T: Float>(rows: usize, cols: usize) -> Matrix<T> {
+    Matrix::from_vec(rows, cols, vec![T::zero(); rows * cols])
+}
+
 /// Whether a [`gemm`] operand is used as stored or transposed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op {

@@ -29,7 +29,7 @@ pub struct Param<T: Float> {
 impl<T: Float> Param<T> {
     /// A matrix parameter with a zero gradient.
     pub fn matrix(value: Matrix<T>) -> Self {
-        let grad = Matrix::zeros(value.nrows(), value.ncols());
+        let grad = crate::zeros(value.nrows(), value.ncols());
         Param { value, grad, kind: ParamKind::Matrix }
     }
 
@@ -37,7 +37,7 @@ impl<T: Float> Param<T> {
     pub fn vector(values: impl Into<Vec<T>>) -> Self {
         let values = values.into();
         let n = values.len();
-        Param { value: Matrix::from_vec(n, 1, values), grad: Matrix::zeros(n, 1), kind: ParamKind::Vector }
+        Param { value: Matrix::from_vec(n, 1, values), grad: crate::zeros(n, 1), kind: ParamKind::Vector }
     }
 
     /// The current value.

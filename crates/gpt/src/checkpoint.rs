@@ -21,12 +21,12 @@
 
 use std::collections::HashMap;
 use std::fs::{self, File};
-use std::io::Write;
+use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
-use addmul_core::{Float, Matrix, Parameters};
+use addmul_core::{Float, Init, Matrix, Parameters};
 
-use crate::safetensors_io::{load_into, named_tensors, read_tensors, serialize};
+use crate::safetensors_io::{load_stream_into, named_tensors, serialize, stored_values};
 use crate::{Gpt, GptConfig, GptError, Result};
 
 /// The name of the pointer file in a run folder.
@@ -102,8 +102,21 @@ pub fn load_model<T: Float>(dir: &Path) -> Result<Gpt<T>> {
     let config_path = dir.join("config.json");
     let text = fs::read_to_string(&config_path).map_err(GptError::io("reading", &config_path))?;
     let weights = dir.join("model.safetensors");
-    let bytes = fs::read(&weights).map_err(GptError::io("reading", &weights))?;
-    model_from_bytes(&text, &bytes, &config_path, &weights)
+    if !weights.is_file() {
+        let problem = if dir.join("model.safetensors.index.json").is_file() {
+            "is sharded (model.safetensors.index.json): addmul reads one model.safetensors; save the model again \
+             with a max_shard_size larger than it"
+        } else if dir.join("pytorch_model.bin").is_file() {
+            "holds PyTorch pickle weights (pytorch_model.bin), which addmul does not read; save the model with \
+             safe_serialization=True"
+        } else {
+            "has no model.safetensors"
+        };
+        return Err(GptError::checkpoint(dir, problem));
+    }
+    let mut file = File::open(&weights).map_err(GptError::io("opening", &weights))?;
+    let len = file.metadata().map_err(GptError::io("reading", &weights))?.len();
+    model_from_reader(&text, &mut file, len, &config_path, &weights)
 }
 
 /// [`load_model`] on the files' contents: `config_json` (read from
@@ -118,13 +131,25 @@ pub fn model_from_bytes<T: Float>(
     config_path: &Path,
     weights_path: &Path,
 ) -> Result<Gpt<T>> {
+    let mut reader = std::io::Cursor::new(weights);
+    model_from_reader(config_json, &mut reader, weights.len() as u64, config_path, weights_path)
+}
+
+/// The model of `config_json`, its weights streamed from a safetensors file
+/// of `len` bytes straight into the parameters (no copy of the file is held).
+fn model_from_reader<T: Float, R: Read + Seek>(
+    config_json: &str,
+    weights: &mut R,
+    len: u64,
+    config_path: &Path,
+    weights_path: &Path,
+) -> Result<Gpt<T>> {
     let config = GptConfig::from_hf_json(config_json)?;
     config.validate()?;
-    let tensors = read_tensors(weights, weights_path)?;
     // The model is allocated only once the file can fill it: a config.json
     // that claims more parameters than the file holds values is refused
     // before anything of its size exists.
-    let stored: usize = tensors.values().map(|(_, m)| m.len()).sum();
+    let stored = stored_values(weights, len, weights_path)?;
     if config.num_params() > stored {
         return Err(GptError::checkpoint(
             weights_path,
@@ -135,8 +160,9 @@ pub fn model_from_bytes<T: Float>(
             ),
         ));
     }
-    let mut model = Gpt::new(config, &mut addmul_core::rng(0))?;
-    load_into(&mut model, tensors, weights_path)?;
+    // Zeros, not GPT-2's random initialisation: every value is overwritten.
+    let mut model = Gpt::with_init(config, Init::Zeros, Init::Zeros, &mut addmul_core::rng(0))?;
+    load_stream_into(&mut model, weights, len, weights_path)?;
     Ok(model)
 }
 

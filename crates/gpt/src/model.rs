@@ -142,10 +142,20 @@ impl<T: Float> Gpt<T> {
     /// # Errors
     /// [`GptError::Config`] for an invalid configuration.
     pub fn new(config: GptConfig, rng: &mut Rng) -> Result<Self> {
+        let out_std = 0.02 / (2.0 * config.n_layer as f64).sqrt();
+        Self::with_init(config, Init::Normal { std: 0.02 }, Init::Normal { std: out_std }, rng)
+    }
+
+    /// A model with its weights drawn from `init`, and the two projections
+    /// into the residual stream from `out_init`; biases 0, layer-norm gains
+    /// one. `Init::Zeros` makes a model to load weights into, at the cost of
+    /// one pass of writes instead of drawing 124M random numbers.
+    ///
+    /// # Errors
+    /// [`GptError::Config`] for an invalid configuration.
+    pub fn with_init(config: GptConfig, init: Init, out_init: Init, rng: &mut Rng) -> Result<Self> {
         config.validate()?;
         let (c, b) = (config.n_embd, config.bias);
-        let init = Init::Normal { std: 0.02 };
-        let out_init = Init::Normal { std: 0.02 / (2.0 * config.n_layer as f64).sqrt() };
         let norm = |d| {
             let ln = LayerNorm::new(d).with_eps(config.layer_norm_eps)?;
             Ok::<_, addmul_core::Error>(if b { ln } else { ln.without_bias() })

@@ -7,6 +7,7 @@
 //! transposed on the way in or out.
 
 use std::collections::{BTreeMap, HashMap};
+use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
 use addmul_core::{Float, Matrix, Parameters};
@@ -164,6 +165,241 @@ pub fn load_into<T: Float>(model: &mut dyn Parameters<T>, mut tensors: Tensors<T
                 format!("tensor {name} does not belong to a model of this configuration"),
             ));
         }
+    }
+    Ok(())
+}
+
+// --- streaming a model's weights in -----------------------------------------
+
+/// The element types a weights file may hold; 16-bit ones are widened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stored {
+    F32,
+    F64,
+    F16,
+    Bf16,
+}
+
+impl Stored {
+    fn parse(name: &str) -> Option<Self> {
+        Some(match name {
+            "F32" => Stored::F32,
+            "F64" => Stored::F64,
+            "F16" => Stored::F16,
+            "BF16" => Stored::Bf16,
+            _ => return None,
+        })
+    }
+
+    fn size(self) -> usize {
+        match self {
+            Stored::F32 => 4,
+            Stored::F64 => 8,
+            Stored::F16 | Stored::Bf16 => 2,
+        }
+    }
+
+    /// The value of one element's little-endian bytes.
+    fn decode(self, b: &[u8]) -> f64 {
+        match self {
+            Stored::F32 => f64::from(f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+            Stored::F64 => f64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]),
+            // bfloat16 is the top half of a float32.
+            Stored::Bf16 => f64::from(f32::from_bits(u32::from(u16::from_le_bytes([b[0], b[1]])) << 16)),
+            Stored::F16 => f16_to_f64(u16::from_le_bytes([b[0], b[1]])),
+        }
+    }
+}
+
+/// An IEEE half-precision number's value.
+fn f16_to_f64(h: u16) -> f64 {
+    let sign = if h & 0x8000 != 0 { -1.0 } else { 1.0 };
+    let exponent = i32::from((h >> 10) & 0x1f);
+    let fraction = f64::from(h & 0x3ff);
+    sign * match exponent {
+        0 => fraction * 2f64.powi(-24),                     // subnormal
+        31 if fraction == 0.0 => f64::INFINITY,             // infinity
+        31 => f64::NAN,                                     // not a number
+        e => (1.0 + fraction / 1024.0) * 2f64.powi(e - 15), // normal
+    }
+}
+
+/// Where one tensor's bytes are in a safetensors file.
+#[derive(Debug, Clone)]
+struct Entry {
+    stored: Stored,
+    shape: Vec<usize>,
+    /// Byte offset from the start of the file.
+    start: u64,
+}
+
+impl Entry {
+    fn len(&self) -> usize {
+        self.shape.iter().product()
+    }
+}
+
+/// Reads a safetensors header (the 8-byte length, then JSON naming each
+/// tensor's dtype, shape and byte range) from a file of `len` bytes, checking
+/// that every range lies in the file and fits its shape.
+fn read_header<R: Read + Seek>(r: &mut R, len: u64, path: &Path) -> Result<BTreeMap<String, Entry>> {
+    let bad = |problem: String| GptError::checkpoint(path, format!("not a valid safetensors file: {problem}"));
+    let mut n = [0u8; 8];
+    r.seek(SeekFrom::Start(0)).map_err(GptError::io("reading", path))?;
+    r.read_exact(&mut n).map_err(|_| bad("shorter than its 8-byte header length".into()))?;
+    let n = u64::from_le_bytes(n);
+    if n > len.saturating_sub(8) || n > 100_000_000 {
+        return Err(bad(format!("a header of {n} bytes in a file of {len}")));
+    }
+    let mut header = vec![0u8; n as usize];
+    r.read_exact(&mut header).map_err(GptError::io("reading", path))?;
+    let json: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&header).map_err(|e| bad(format!("its header is not a JSON object: {e}")))?;
+    let data_start = 8 + n;
+    let mut out = BTreeMap::new();
+    for (name, v) in json {
+        if name == "__metadata__" {
+            continue;
+        }
+        let dtype = v["dtype"].as_str().unwrap_or("missing");
+        let stored = Stored::parse(dtype).ok_or_else(|| {
+            GptError::checkpoint(path, format!("tensor {name} has dtype {dtype}; expected F32, F64, F16 or BF16"))
+        })?;
+        let shape: Option<Vec<usize>> =
+            v["shape"].as_array().and_then(|s| s.iter().map(|d| d.as_u64().map(|d| d as usize)).collect());
+        let offsets: Option<Vec<u64>> =
+            v["data_offsets"].as_array().and_then(|o| o.iter().map(serde_json::Value::as_u64).collect());
+        let (Some(shape), Some([begin, end])) = (shape, offsets.as_deref().and_then(|o| <[u64; 2]>::try_from(o).ok()))
+        else {
+            return Err(bad(format!("tensor {name} has no shape or data_offsets")));
+        };
+        if shape.len() > 2 {
+            return Err(GptError::checkpoint(
+                path,
+                format!("tensor {name} has shape {shape:?}; expected 1 or 2 dimensions"),
+            ));
+        }
+        let bytes = shape.iter().try_fold(stored.size(), |acc, &d| acc.checked_mul(d));
+        if end < begin || bytes != Some((end - begin) as usize) || data_start.checked_add(end).is_none_or(|e| e > len) {
+            return Err(bad(format!(
+                "tensor {name}'s bytes {begin}..{end} do not fit its shape {shape:?} or the file"
+            )));
+        }
+        out.insert(name, Entry { stored, shape, start: data_start + begin });
+    }
+    Ok(out)
+}
+
+/// The number of values the tensors of a safetensors file of `len` bytes
+/// hold, from its header alone.
+///
+/// # Errors
+/// [`GptError::Checkpoint`] for a malformed header.
+pub fn stored_values<R: Read + Seek>(r: &mut R, len: u64, path: &Path) -> Result<usize> {
+    Ok(read_header(r, len, path)?.values().map(Entry::len).sum())
+}
+
+/// Streams a tensor's values, widened to f64, a chunk at a time, to `each`
+/// (element index, value); stops at the first error `each` returns.
+fn stream<R: Read + Seek>(
+    r: &mut R,
+    entry: &Entry,
+    path: &Path,
+    mut each: impl FnMut(usize, f64) -> std::result::Result<(), String>,
+) -> Result<()> {
+    const CHUNK: usize = 1 << 20;
+    r.seek(SeekFrom::Start(entry.start)).map_err(GptError::io("reading", path))?;
+    let size = entry.stored.size();
+    let mut buf = vec![0u8; CHUNK.min(entry.len() * size)];
+    let mut done = 0;
+    while done < entry.len() {
+        let count = (entry.len() - done).min(CHUNK / size);
+        let bytes = &mut buf[..count * size];
+        r.read_exact(bytes).map_err(GptError::io("reading", path))?;
+        for (i, b) in bytes.chunks_exact(size).enumerate() {
+            each(done + i, entry.stored.decode(b)).map_err(|problem| GptError::checkpoint(path, problem))?;
+        }
+        done += count;
+    }
+    Ok(())
+}
+
+/// Fills every parameter of `model` from a safetensors file of `len` bytes
+/// read through `r`, straight into the parameters: no copy of the file or of
+/// a tensor is held (a 1 MiB buffer at a time), so loading needs little more
+/// memory than the model. F16 and BF16 tensors are widened.
+///
+/// The same rules as [`load_into`]: every parameter present with its shape
+/// and finite values; extra tensors only Hugging Face's buffers, an
+/// `lm_head.weight` equal to `transformer.wte.weight`, or all-zero biases.
+///
+/// # Errors
+/// [`GptError::Checkpoint`] naming the first problem and the file;
+/// [`GptError::Io`] if it cannot be read.
+pub fn load_stream_into<T: Float, R: Read + Seek>(
+    model: &mut dyn Parameters<T>,
+    r: &mut R,
+    len: u64,
+    path: &Path,
+) -> Result<()> {
+    let mut entries = read_header(r, len, path)?;
+    let mut error: Option<GptError> = None;
+    model.visit_mut(&mut |name, p| {
+        if error.is_some() {
+            return;
+        }
+        let Some(entry) = entries.remove(name) else {
+            error = Some(GptError::checkpoint(path, format!("tensor {name} is missing")));
+            return;
+        };
+        if entry.shape != p.row_major_shape() {
+            let problem = format!(
+                "tensor {name} has shape {:?}; the model's config needs {:?}",
+                entry.shape,
+                p.row_major_shape()
+            );
+            error = Some(GptError::checkpoint(path, problem));
+            return;
+        }
+        let values = p.value_mut().as_mut_slice();
+        let filled = stream(r, &entry, path, |i, v| {
+            if !v.is_finite() {
+                return Err(format!("tensor {name} holds {v} at element {i}: the weights are damaged"));
+            }
+            values[i] = T::of(v);
+            Ok(())
+        });
+        error = filled.err();
+    });
+    if let Some(e) = error {
+        return Err(e);
+    }
+    for (name, entry) in &entries {
+        if name.ends_with(".attn.bias") || name.ends_with(".attn.masked_bias") {
+            continue;
+        }
+        if name == "lm_head.weight" {
+            let mut wte = None;
+            model.visit(&mut |n, p| {
+                if n == "transformer.wte.weight" {
+                    wte = Some((p.row_major_shape(), p.value().as_slice().to_vec()));
+                }
+            });
+            let untied = "tensor lm_head.weight differs from transformer.wte.weight: the output head is not tied \
+                          to the embeddings (tie_word_embeddings = false), which addmul's GPT does not support";
+            match &wte {
+                Some((shape, values)) if *shape == entry.shape => {
+                    stream(r, entry, path, |i, v| if v == values[i].as_f64() { Ok(()) } else { Err(untied.into()) })?;
+                }
+                _ => return Err(GptError::checkpoint(path, untied)),
+            }
+            continue;
+        }
+        let foreign = format!("tensor {name} does not belong to a model of this configuration");
+        if !name.ends_with(".bias") {
+            return Err(GptError::checkpoint(path, foreign));
+        }
+        stream(r, entry, path, |_, v| if v == 0.0 { Ok(()) } else { Err(foreign.clone()) })?;
     }
     Ok(())
 }

@@ -8,7 +8,7 @@ use addmul_core::{Parameters, rng};
 use addmul_gpt::checkpoint::{LATEST, load_model, model_safetensors, prune, resolve};
 use addmul_gpt::{Gpt, GptConfig, GptError, GptTrainConfig, GptTrainer};
 
-/// A folder under the system temp dir, removed when dropped.
+/// A folder under the target folder's `tmp`, removed when dropped.
 struct TempDir(PathBuf);
 impl TempDir {
     fn new(name: &str) -> Self {
@@ -139,4 +139,77 @@ fn a_configuration_too_large_for_the_machine_is_refused_with_its_figures() {
     // cpu-small is far from any limit: about 12 MB of weights and 30 MB of activations.
     let small = GptTrainConfig { threads: 2, ..GptTrainConfig::cpu_small() }.memory_estimate(65);
     assert!(small.total() < 100e6 && small.activations > 10e6, "{small:?}");
+}
+
+/// Values exact in both float16 and bfloat16, with their float16 bits:
+/// normal, negative, a power of two, the smallest float16 subnormal.
+const HALF: [(f32, u16); 6] = [
+    (0.5, 0x3800),
+    (-1.25, 0xBD00),
+    (3.0, 0x4200),
+    (96.0, 0x5600),
+    (0.000_976_562_5, 0x1400),
+    (5.960_464_5e-8, 0x0001),
+];
+
+#[test]
+fn float16_and_bfloat16_weights_are_widened_exactly() {
+    let model = small();
+    let mut shapes = Vec::new();
+    model.visit(&mut |name, p| shapes.push((name.to_string(), p.row_major_shape(), p.len())));
+    for dtype in [safetensors::Dtype::F16, safetensors::Dtype::BF16] {
+        let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = shapes
+            .iter()
+            .map(|(name, shape, n)| {
+                let data = (0..*n)
+                    .flat_map(|i| {
+                        let (value, f16) = HALF[i % HALF.len()];
+                        let bits = if dtype == safetensors::Dtype::F16 { f16 } else { (value.to_bits() >> 16) as u16 };
+                        bits.to_le_bytes()
+                    })
+                    .collect();
+                (name.clone(), shape.clone(), data)
+            })
+            .collect();
+        let views: Vec<_> = bytes
+            .iter()
+            .map(|(n, s, b)| (n.as_str(), safetensors::tensor::TensorView::new(dtype, s.clone(), b).unwrap()))
+            .collect();
+        let dir = TempDir::new(&format!("{dtype:?}"));
+        fs::write(dir.0.join("config.json"), model.config().to_hf_json()).unwrap();
+        fs::write(dir.0.join("model.safetensors"), safetensors::serialize(views, None).unwrap()).unwrap();
+        let loaded = load_model::<f32>(&dir.0).unwrap_or_else(|e| panic!("{dtype:?}: {e}"));
+        loaded.visit(&mut |name, p| {
+            for (i, v) in p.value().iter().enumerate() {
+                assert_eq!(*v, HALF[i % HALF.len()].0, "{dtype:?} {name}[{i}]");
+            }
+        });
+    }
+}
+
+#[test]
+fn sharded_and_pickled_checkpoints_are_refused_with_what_to_do() {
+    let dir = TempDir::new("sharded");
+    fs::write(dir.0.join("config.json"), small().config().to_hf_json()).unwrap();
+    fs::write(dir.0.join("model.safetensors.index.json"), "{}").unwrap();
+    let e = load_model::<f32>(&dir.0).unwrap_err().to_string();
+    assert!(e.contains("sharded") && e.contains("max_shard_size"), "{e}");
+    fs::remove_file(dir.0.join("model.safetensors.index.json")).unwrap();
+    fs::write(dir.0.join("pytorch_model.bin"), "pickle").unwrap();
+    let e = load_model::<f32>(&dir.0).unwrap_err().to_string();
+    assert!(e.contains("pytorch_model.bin") && e.contains("safe_serialization=True"), "{e}");
+    fs::remove_file(dir.0.join("pytorch_model.bin")).unwrap();
+    let e = load_model::<f32>(&dir.0).unwrap_err().to_string();
+    assert!(e.contains("has no model.safetensors"), "{e}");
+}
+
+#[test]
+fn a_model_loaded_to_run_has_its_gradients_unwritten_but_zero() {
+    // Gradients come from the allocator's zeroed pages: zero, and training
+    // from a loaded model works as from a new one.
+    let dir = TempDir::new("grads");
+    write(&dir.0, &small(), None);
+    let loaded = load_model::<f32>(&dir.0).unwrap();
+    assert_eq!(loaded, small());
+    loaded.visit(&mut |name, p| assert!(p.grad().iter().all(|g| *g == 0.0), "{name}"));
 }
