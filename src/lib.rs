@@ -16,6 +16,7 @@
 //! | [`residual`] | `addmul-residual` | residual connections |
 //! | [`multihead`] | `addmul-multihead` | multi-head attention, key/value cache |
 //! | [`gpt`] | `addmul-gpt` | GPT-2: training, sampling, Hugging Face checkpoints |
+//! | [`lora`] | `addmul-lora` | low-rank adapters (LoRA): a frozen base, merge and unmerge, Hugging Face PEFT's files |
 //! | [`transformer`] | `addmul-transformer` | the encoder-decoder Transformer, beam search, translation tasks |
 //! | [`plot`] | `addmul-plot` | SVG figures |
 //! | [`tokenizer`] | `addmul-tokenizer` | characters, byte-level BPE (GPT-2), SentencePiece-style subwords |
@@ -32,6 +33,7 @@ pub use addmul_embedding as embedding;
 pub use addmul_gpt as gpt;
 pub use addmul_layernorm as layernorm;
 pub use addmul_leafflower as leafflower;
+pub use addmul_lora as lora;
 pub use addmul_multihead as multihead;
 pub use addmul_nn as nn;
 pub use addmul_plot as plot;

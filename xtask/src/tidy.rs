@@ -64,6 +64,7 @@ mod tests {
         ("residual", &["core", "dropout"]),
         ("attention", &["core", "nn", "softmax"]),
         ("multihead", &["core", "nn", "attention"]),
+        ("lora", &["core", "nn", "dropout"]),
         ("leafflower", &["core", "nn", "softmax", "train"]),
         ("charlm", &["core", "nn", "embedding", "softmax", "train", "tokenizer"]),
         (
