@@ -8,8 +8,10 @@
 //! cargo run --release --example transformer_numbers [-- --threads 2 --figures DIR --json FILE]
 //! ```
 //!
-//! `--json` writes the measurements (with this command and today's date);
-//! the book reads `book/measured/transformer_numbers.json`.
+//! `--json` writes the measurements with this command, today's date, the
+//! CPU, the configuration and the SHA-256 of the generated data; the book
+//! reads `book/measured/transformer_numbers.json` and refuses it once the
+//! configuration or the data the example would use have changed.
 
 use clap::Parser;
 

@@ -927,7 +927,7 @@ pub struct BenchReport {
     pub date: String,
     /// The command that produced the report.
     pub command: String,
-    /// The processor ([`cpu_description`]).
+    /// The processor ([`crate::demos::cpu_description`]).
     pub cpu: String,
     /// Where the text came from.
     pub corpus: String,
@@ -958,20 +958,6 @@ pub struct BenchReport {
     pub sample: Option<String>,
     /// The larger configuration's speed, if measured.
     pub large: Option<SpeedReport>,
-}
-
-/// The processor, for the record of a measurement: its model name (Linux's
-/// `/proc/cpuinfo`, else "unknown") and the cores this process may use.
-pub fn cpu_description() -> String {
-    let model = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|info| {
-            let line = info.lines().find(|l| l.starts_with("model name"))?;
-            Some(line.split_once(':')?.1.trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown".to_string());
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    format!("{model}, {cores} cores")
 }
 
 /// CPU seconds used by the whole machine (busy) and by this process, from
@@ -1233,7 +1219,7 @@ pub fn bench(options: &BenchOptions, mut say: impl FnMut(&str)) -> Result<BenchR
     let report = BenchReport {
         date: crate::demos::utc_date(),
         command: std::env::args().collect::<Vec<_>>().join(" "),
-        cpu: cpu_description(),
+        cpu: crate::demos::cpu_description(),
         corpus: format!("{:?}", corpus.source),
         corpus_sha256: corpus::sha256_hex(corpus.text.as_bytes()),
         corpus_bytes: corpus.text.len(),

@@ -48,7 +48,7 @@ fn leaf_flower_demo_runs_and_draws() {
 /// greedy and beam decoding, the cross-attention figure, the GPT contrast.
 #[test]
 fn transformer_demos_run_and_draw() {
-    use addmul::demos::{CopyOptions, ModelSize, NumbersOptions, copy_task, numbers_task};
+    use addmul::demos::{CopyOptions, ModelSize, NumbersOptions, copy_task, numbers_data_sha256, numbers_task};
     let mut out = Vec::new();
     let copy = CopyOptions { steps: 20, held_out: 5, threads: 2, progress_every: 10, ..Default::default() };
     let run = copy_task(&copy, &mut out).unwrap();
@@ -85,6 +85,9 @@ fn transformer_demos_run_and_draw() {
     assert_eq!(gpt.errors.len(), wrong.min(10), "{:?}", gpt.errors);
     assert!(text.contains(&format!("test exact match (greedy): {}/{}", gpt.correct, report.test_size)), "{text}");
     assert_eq!(gpt.n_layer, 2, "as many blocks as the encoder and decoder together");
+    // The data's hash, computed without training, is the one the run reports.
+    assert_eq!(report.data_sha256, numbers_data_sha256(&numbers).unwrap());
+    assert_ne!(report.data_sha256, numbers_data_sha256(&NumbersOptions { seed: 2, ..numbers.clone() }).unwrap());
     let svg = std::fs::read_to_string(dir.join("transformer_cross_attention.svg")).unwrap();
     assert!(svg.starts_with("<svg"));
     std::fs::remove_dir_all(&dir).unwrap();

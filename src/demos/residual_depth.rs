@@ -76,13 +76,15 @@ pub struct DepthConfig {
     pub epochs: usize,
     /// Learning rate.
     pub lr: f64,
+    /// Momentum of the SGD.
+    pub momentum: f64,
     /// Seed for data and weights (the same for both runs).
     pub seed: u64,
 }
 
 impl Default for DepthConfig {
     fn default() -> Self {
-        DepthConfig { depth: 20, width: 16, epochs: 60, lr: 0.02, seed: 3 }
+        DepthConfig { depth: 20, width: 16, epochs: 60, lr: 0.02, momentum: 0.9, seed: 3 }
     }
 }
 
@@ -177,7 +179,7 @@ pub fn residual_depth(config: &DepthConfig) -> Result<[DepthRun; 2]> {
     let targets: Vec<usize> = data.iter().map(|e| e.class.index()).collect();
     let run = |residual: bool| -> Result<DepthRun> {
         let mut net = DeepStack::new(config, residual);
-        let mut sgd = Sgd::with_momentum(config.lr, 0.9)?;
+        let mut sgd = Sgd::with_momentum(config.lr, config.momentum)?;
         let mut shuffle = rng(config.seed ^ 1);
         net.zero_grads();
         net.train_step(&x_all, &targets)?;

@@ -37,7 +37,8 @@ pub fn run(root: &Path, generate: bool) -> Result<()> {
             .with_context(|| format!("reading {} (run `cargo xtask book` once first)", values_file.display()))?;
         Values::from_json(&text)?
     };
-    check_book(&src, Some(&values))?;
+    crate::readme::update(root)?;
+    check_book(root, Some(&values))?;
     build(&book_dir, values)
 }
 

@@ -1,6 +1,8 @@
 //! Checks that keep the book honest: every `{{#include}}` names a file and
 //! anchor that exist (mdBook would silently include nothing), every image
-//! exists, every `{{#value}}` is computed.
+//! exists, every `{{#value}}` is computed, and no prose (the chapters, the
+//! README, ARCHITECTURE.md) types a number that looks measured
+//! ([`crate::prose_numbers`]).
 
 use std::path::{Path, PathBuf};
 
@@ -69,12 +71,15 @@ fn chapters(src: &Path) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-/// Checks the book's sources under `src`. With `values`, also checks that
-/// every `{{#value}}` key is computed and every generated file exists; without,
-/// includes of `generated/` files are skipped (they exist only after
+/// Checks the book's sources under `root/book/src`, and the numbers in the
+/// prose of the chapters, `root/README.md` and `root/ARCHITECTURE.md`
+/// against `root/book/allowed-numbers.toml`. With `values`, also checks that
+/// every `{{#value}}` key is computed and every generated file exists;
+/// without, includes of `generated/` files are skipped (they exist only after
 /// generation).
-pub fn check_book(src: &Path, values: Option<&Values>) -> Result<()> {
-    let mut problems = Vec::new();
+pub fn check_book(root: &Path, values: Option<&Values>) -> Result<()> {
+    let src = &root.join("book/src");
+    let mut problems = crate::prose_numbers::check_root(root);
     let mut used = std::collections::BTreeSet::new();
     for chapter in chapters(src)? {
         let text = std::fs::read_to_string(&chapter)?;
@@ -150,21 +155,37 @@ mod tests {
 
     #[test]
     fn a_missing_anchor_fails_the_check() {
-        let dir = std::env::temp_dir().join(format!("xtask-check-{}", std::process::id()));
+        let root = std::env::temp_dir().join(format!("xtask-check-{}", std::process::id()));
+        let dir = root.join("book/src");
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("code.rs"), "// ANCHOR: here\nfn f() {}\n// ANCHOR_END: here\n").unwrap();
         std::fs::write(dir.join("ok.md"), "{{#include code.rs:here}}").unwrap();
-        check_book(&dir, None).unwrap();
+        check_book(&root, None).unwrap();
         std::fs::write(dir.join("bad.md"), "{{#include code.rs:hrea}}").unwrap();
-        let err = check_book(&dir, None).unwrap_err().to_string();
+        let err = check_book(&root, None).unwrap_err().to_string();
         assert!(err.contains("anchor `hrea` not found"), "{err}");
-        std::fs::remove_dir_all(&dir).unwrap();
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn a_typed_number_fails_the_check() {
+        let root = std::env::temp_dir().join(format!("xtask-check-numbers-{}", std::process::id()));
+        let dir = root.join("book/src");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("ch01.md"), "Founded in 1999.\n").unwrap();
+        let err = check_book(&root, None).unwrap_err().to_string();
+        assert!(err.contains("book/src/ch01.md:1: `1999` looks measured"), "{err}");
+        let allow = "[[allow]]\nfile = \"book/src/ch01.md\"\nnumbers = [\"1999\"]\nreason = \"a year\"\n";
+        std::fs::write(root.join("book/allowed-numbers.toml"), allow).unwrap();
+        check_book(&root, None).unwrap();
+        std::fs::remove_dir_all(&root).unwrap();
     }
 
     /// The real book: every include of the crates' code resolves (generated
-    /// files are checked by `cargo xtask book` itself).
+    /// files are checked by `cargo xtask book` itself), and no prose types a
+    /// measured-looking number that the allowlist does not give a reason for.
     #[test]
-    fn the_books_includes_resolve() {
-        check_book(&crate::project_root().join("book/src"), None).unwrap();
+    fn the_book_passes_its_checks() {
+        check_book(&crate::project_root(), None).unwrap();
     }
 }

@@ -1,8 +1,10 @@
 //! addmul's automation, in Rust: `cargo xtask <command>`.
 //!
 //! - `cargo xtask book`: generate every number, transcript and figure the book
-//!   cites (by running the crates' own code), check every `{{#include}}`
-//!   anchor and `{{#value}}` key, and build the book into `book/build`.
+//!   cites (by running the crates' own code), write the README's table of
+//!   measured figures, check every `{{#include}}` anchor and `{{#value}}` key
+//!   and that no prose types a measured-looking number by hand, and build the
+//!   book into `book/build`.
 //! - `cargo xtask bench-record`: merge criterion's medians from `cargo bench`
 //!   into `book/measured/criterion.json`, where the book reads its timings.
 //! - `cargo xtask fuzz --seconds S`: run every libFuzzer target in `fuzz/`
@@ -15,6 +17,8 @@ mod chapters;
 mod checks;
 mod fuzz;
 mod measured;
+mod prose_numbers;
+mod readme;
 mod seeds;
 mod tidy;
 mod values;

@@ -11,7 +11,7 @@ use addmul_transformer::tasks::numbers::{self, Split};
 use addmul_transformer::{Side, TokenId, Vocab};
 use serde::Serialize;
 
-use super::numbers::{NUMBERS_MAX_LEN, NumbersOptions};
+use super::numbers::{NUMBERS_MAX_LEN, NumbersOptions, TrainingNumbers};
 use super::{argmax, count_parallel, io, progress_due};
 use crate::Result;
 
@@ -128,8 +128,8 @@ pub(super) fn gpt_comparison(
 ) -> Result<GptRun> {
     let tokens = Tokens::new()?;
     let size = options.size;
-    let n_layer = 2 * size.layers;
-    let config = GptConfig::new(tokens.vocab.len(), 2 * NUMBERS_MAX_LEN, n_layer, size.n_head, size.d_model);
+    let (config, adam) = gpt_setup(options)?;
+    let n_layer = config.n_layer;
     let model = Gpt::<f32>::new(config, &mut rng(options.seed))?;
     let params = model.num_params();
     writeln!(
@@ -139,7 +139,7 @@ pub(super) fn gpt_comparison(
     )
     .map_err(io)?;
     let mut workers = DataParallel::new(model, threads);
-    let (train_seconds, train_flops) = train(options, split, &tokens, &mut workers, threads, out)?;
+    let (train_seconds, train_flops) = train(options, split, &tokens, (&mut workers, adam), threads, out)?;
     let model = workers.model();
     let test = split.test();
     let start = Instant::now();
@@ -157,6 +157,20 @@ pub(super) fn gpt_comparison(
     Ok(GptRun { params, n_layer, train_seconds, train_flops, correct, eval_seconds, errors })
 }
 
+/// The GPT of the contrast and its optimizer: as many blocks as the
+/// Transformer's encoder and decoder together, of the same width, heads and
+/// context for `English <sep> German`; Adam with the Transformer's betas and
+/// ε (the learning rate comes from the schedule).
+///
+/// # Errors
+/// A vocabulary error.
+pub(super) fn gpt_setup(options: &NumbersOptions) -> Result<(GptConfig, AdamWConfig)> {
+    let size = options.size;
+    let vocab = Tokens::new()?.vocab.len();
+    let config = GptConfig::new(vocab, 2 * NUMBERS_MAX_LEN, 2 * size.layers, size.n_head, size.d_model);
+    Ok((config, AdamWConfig { lr: 1.0, beta1: 0.9, beta2: 0.98, eps: 1e-9, weight_decay: 0.0 }))
+}
+
 /// The training loop: AdamW on the inverse-square-root schedule, printing
 /// progress with the greedy accuracy on the first 200 test numbers; returns
 /// the seconds and floating-point operations of the training steps.
@@ -164,21 +178,19 @@ fn train(
     options: &NumbersOptions,
     split: &Split,
     tokens: &Tokens,
-    workers: &mut DataParallel<Gpt<f32>>,
+    (workers, adam): (&mut DataParallel<Gpt<f32>>, AdamWConfig),
     threads: usize,
     out: &mut dyn Write,
 ) -> Result<(f64, f64)> {
-    let mut adam = AdamW::new(AdamWConfig { lr: 1.0, beta1: 0.9, beta2: 0.98, eps: 1e-9, weight_decay: 0.0 })?;
+    let mut adam = AdamW::new(adam)?;
     let d_model = options.size.d_model;
     let schedule = Schedule::InverseSqrt { d_model, warmup: options.warmup, factor: options.lr_factor };
-    let mut data = rng(options.seed ^ 0xda7a); // the same numbers as the Transformer's
+    let mut draws = TrainingNumbers::new(options, split); // the same numbers as the Transformer's
     let (mut seconds, mut flops) = (0.0, 0.0);
     let test = split.test();
     let probe = &test[..test.len().min(200)];
     for step in 1..=options.steps {
-        let seqs = (0..options.batch_size)
-            .map(|_| tokens.sequence(split.sample_train(&mut data)))
-            .collect::<Result<Vec<_>>>()?;
+        let seqs = draws.next_batch().into_iter().map(|n| tokens.sequence(n)).collect::<Result<Vec<_>>>()?;
         let start = Instant::now();
         adam.set_lr(schedule.lr(step - 1))?;
         let loss = gpt_step(workers, &mut adam, &seqs, (tokens.pad, tokens.sep), &mut flops)?;

@@ -16,8 +16,10 @@ mod record;
 pub use attention_map::{AttentionMap, attention_map};
 pub use copy::{CopyArgs, CopyOptions, CopyRun, copy_task};
 pub use gpt_contrast::GptRun;
-pub use numbers::{NumbersArgs, NumbersOptions, NumbersReport, NumbersRun, numbers_task};
-pub use record::{utc_date, write_numbers_record};
+pub use numbers::{
+    NumbersArgs, NumbersOptions, NumbersReport, NumbersRun, numbers_config, numbers_data_sha256, numbers_task,
+};
+pub use record::{cpu_description, utc_date, write_numbers_record};
 
 use addmul_core::parallel::{run_each, threads};
 use addmul_transformer::{TransformerConfig, Vocab};

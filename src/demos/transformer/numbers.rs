@@ -7,12 +7,15 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use addmul_core::{ParametersExt, rng};
+use addmul_core::{ParametersExt, Rng, rng};
 use addmul_transformer::tasks::numbers::{self, Split};
-use addmul_transformer::{BeamConfig, TokenId, Transformer, TransformerTrainConfig, TransformerTrainer, Vocab};
+use addmul_transformer::{
+    BeamConfig, Pair, TokenId, Transformer, TransformerConfig, TransformerTrainConfig, TransformerTrainer, Vocab,
+};
 use serde::Serialize;
+use sha2::{Digest, Sha256};
 
-use super::gpt_contrast::{GptRun, gpt_comparison};
+use super::gpt_contrast::{GptRun, gpt_comparison, gpt_setup};
 use super::{AttentionMap, ModelSize, attention_map, count_parallel, io, progress_due, threads, write_numbers_record};
 use crate::{Error, Result};
 
@@ -119,6 +122,9 @@ pub struct NumbersReport {
     pub attention: AttentionMap,
     /// The decoder-only comparison, if run.
     pub gpt: Option<GptRun>,
+    /// The SHA-256 of the data the models were trained and tested on
+    /// ([`numbers_data_sha256`] computes it without training).
+    pub data_sha256: String,
 }
 
 /// The number run's report and trained model.
@@ -143,11 +149,11 @@ pub fn numbers_task(options: &NumbersOptions, out: &mut dyn Write) -> Result<Num
         return Err(Error::Invalid { what: "test_size 0".into(), problem });
     }
     let languages = Languages::new()?;
-    let config = options.size.config(&languages.en, &languages.de, NUMBERS_MAX_LEN)?;
+    let config = model_config(options, &languages)?;
     let model = Transformer::new(config, &mut rng(options.seed))?;
     let params = model.num_params();
     let threads = threads(options.threads);
-    let split = Split::new(options.test_size, &mut rng(options.seed ^ 0x7e57))?;
+    let split = test_split(options)?;
     print_setup(options, params, threads, split.test(), out)?;
     let training = train(options, model, &languages, &split, threads, out)?;
     let model = &training.model;
@@ -180,8 +186,137 @@ pub fn numbers_task(options: &NumbersOptions, out: &mut dyn Write) -> Result<Num
         greedy_errors,
         attention,
         gpt,
+        data_sha256: training.data_sha256,
     };
     Ok(NumbersRun { report, model: training.model })
+}
+
+/// The Transformer the options describe.
+fn model_config(options: &NumbersOptions, languages: &Languages) -> Result<TransformerConfig> {
+    options.size.config(&languages.en, &languages.de, NUMBERS_MAX_LEN)
+}
+
+/// The held-out test numbers (and so the training numbers) of a run.
+fn test_split(options: &NumbersOptions) -> Result<Split> {
+    Ok(Split::new(options.test_size, &mut rng(options.seed ^ 0x7e57))?)
+}
+
+/// How the Transformer is trained with `threads` workers.
+fn train_config(options: &NumbersOptions, threads: usize) -> TransformerTrainConfig {
+    TransformerTrainConfig {
+        warmup: options.warmup,
+        lr_factor: options.lr_factor,
+        label_smoothing: options.label_smoothing,
+        threads,
+        seed: options.seed,
+        ..TransformerTrainConfig::paper()
+    }
+}
+
+/// The training numbers of a run, batch by batch: the same for the
+/// Transformer and the GPT contrast (one generator, seeded by the run's seed).
+pub(super) struct TrainingNumbers<'a> {
+    split: &'a Split,
+    rng: Rng,
+    batch_size: usize,
+}
+
+impl<'a> TrainingNumbers<'a> {
+    /// The numbers of the run `options` describes, drawn outside `split`'s test set.
+    pub(super) fn new(options: &NumbersOptions, split: &'a Split) -> Self {
+        TrainingNumbers { split, rng: rng(options.seed ^ 0xda7a), batch_size: options.batch_size }
+    }
+
+    /// The next step's numbers.
+    pub(super) fn next_batch(&mut self) -> Vec<u32> {
+        (0..self.batch_size).map(|_| self.split.sample_train(&mut self.rng)).collect()
+    }
+}
+
+/// The SHA-256 of a run's data: the test numbers (each a little-endian
+/// `u32`), then every training pair in the order trained (the source's
+/// length and ids, the target's length and ids, all little-endian `u32`).
+struct DataHash(Sha256);
+
+impl DataHash {
+    /// Starts with the test numbers.
+    fn new(test: &[u32]) -> Self {
+        let mut hash = Sha256::new();
+        for n in test {
+            hash.update(n.to_le_bytes());
+        }
+        DataHash(hash)
+    }
+
+    /// Adds a training pair.
+    fn pair(&mut self, pair: &Pair) {
+        for ids in [&pair.source, &pair.target] {
+            self.0.update((ids.len() as u32).to_le_bytes());
+            for id in ids.iter() {
+                self.0.update(id.to_le_bytes());
+            }
+        }
+    }
+
+    /// The digest in lower-case hex.
+    fn finish(self) -> String {
+        self.0.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+/// The SHA-256 of the data the run `options` describes trains and tests
+/// on (as [`NumbersReport::data_sha256`]), computed without training: the
+/// book checks a recorded run against it.
+///
+/// # Errors
+/// A vocabulary or split error (a `test_size` above half the numbers).
+pub fn numbers_data_sha256(options: &NumbersOptions) -> Result<String> {
+    let languages = Languages::new()?;
+    let split = test_split(options)?;
+    let mut hash = DataHash::new(split.test());
+    let mut draws = TrainingNumbers::new(options, &split);
+    for _ in 0..options.steps {
+        for n in draws.next_batch() {
+            hash.pair(&numbers::pair(n, &languages.en, &languages.de)?);
+        }
+    }
+    Ok(hash.finish())
+}
+
+/// Everything that decides a run's result, as the run records it: the
+/// options (all but the threads, the progress lines and the figures), the
+/// Transformer's configuration and training settings, and the GPT
+/// contrast's, the last three in Rust's `Debug` form so that a field added
+/// later is recorded too. The threads are in the report.
+///
+/// # Errors
+/// A vocabulary or configuration error.
+pub fn numbers_config(options: &NumbersOptions) -> Result<serde_json::Value> {
+    let languages = Languages::new()?;
+    let gpt = if options.gpt {
+        let (model, adam) = gpt_setup(options)?;
+        serde_json::json!({ "model": format!("{model:?}"), "optimizer": format!("{adam:?}") })
+    } else {
+        serde_json::Value::Null
+    };
+    Ok(serde_json::json!({
+        "options": {
+            "size": options.size,
+            "steps": options.steps,
+            "batch_size": options.batch_size,
+            "warmup": options.warmup,
+            "lr_factor": options.lr_factor,
+            "label_smoothing": options.label_smoothing,
+            "test_size": options.test_size,
+            "beam_width": options.beam.width,
+            "length_penalty": options.beam.length_penalty,
+            "seed": options.seed,
+            "gpt": options.gpt,
+        },
+        "transformer": format!("{:?}", model_config(options, &languages)?),
+        "training": format!("{:?}", train_config(options, 0)),
+        "gpt": gpt,
+    }))
 }
 
 /// The English and German vocabularies, and translating with them.
@@ -256,6 +391,8 @@ struct Training {
     curve: Vec<(u64, f64)>,
     /// Distinct training numbers drawn.
     distinct: usize,
+    /// The SHA-256 of the test numbers and the training pairs.
+    data_sha256: String,
 }
 
 /// Trains `model` on batches of training numbers, printing progress with
@@ -268,27 +405,21 @@ fn train(
     threads: usize,
     out: &mut dyn Write,
 ) -> Result<Training> {
-    let config = TransformerTrainConfig {
-        warmup: options.warmup,
-        lr_factor: options.lr_factor,
-        label_smoothing: options.label_smoothing,
-        threads,
-        seed: options.seed,
-        ..TransformerTrainConfig::paper()
-    };
-    let mut trainer = TransformerTrainer::new(model, config)?;
+    let mut trainer = TransformerTrainer::new(model, train_config(options, threads))?;
     let test = split.test();
     let probe = &test[..test.len().min(200)];
-    let mut data = rng(options.seed ^ 0xda7a);
+    let mut draws = TrainingNumbers::new(options, split);
+    let mut hash = DataHash::new(test);
     let mut seen = HashSet::new();
     let (mut seconds, mut flops, mut curve) = (0.0, 0.0, Vec::new());
     for step in 1..=options.steps {
-        let batch: Vec<u32> = (0..options.batch_size).map(|_| split.sample_train(&mut data)).collect();
+        let batch = draws.next_batch();
         seen.extend(batch.iter().copied());
         let pairs = batch
             .iter()
             .map(|&n| numbers::pair(n, &languages.en, &languages.de))
             .collect::<std::result::Result<Vec<_>, _>>()?;
+        pairs.iter().for_each(|p| hash.pair(p));
         let model = trainer.model();
         flops += model.config().training_flops(&model.batch(&pairs)?);
         let report = trainer.train_step(&pairs)?;
@@ -308,7 +439,8 @@ fn train(
             .map_err(io)?;
         }
     }
-    Ok(Training { model: trainer.into_model(), seconds, flops, curve, distinct: seen.len() })
+    let data_sha256 = hash.finish();
+    Ok(Training { model: trainer.into_model(), seconds, flops, curve, distinct: seen.len(), data_sha256 })
 }
 
 /// The test set's exact matches, greedy and by beam search.
@@ -475,9 +607,10 @@ impl NumbersArgs {
     /// # Errors
     /// As [`numbers_task`] and [`write_numbers_record`].
     pub fn run(&self, command: &str, out: &mut dyn Write) -> Result<NumbersRun> {
-        let run = numbers_task(&self.options(), out)?;
+        let options = self.options();
+        let run = numbers_task(&options, out)?;
         if let Some(path) = &self.json {
-            write_numbers_record(&run.report, command, path)?;
+            write_numbers_record(&run.report, &numbers_config(&options)?, command, path)?;
             writeln!(out, "wrote {}", path.display()).map_err(io)?;
         }
         Ok(run)

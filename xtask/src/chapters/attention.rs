@@ -98,6 +98,7 @@ fn softmax_chapter(g: &mut Gen) -> Result<()> {
     g.values.set("ch08.example.grad", fmt_list(cache.backward().iter().copied(), 4));
     for (key, t) in [("ch08.temperature.cold", 0.5), ("ch08.temperature.hot", 2.0)] {
         g.values.set(key, fmt_list(softmax(&scores.map(|v| v / t)).iter().copied(), 4));
+        g.values.set(&format!("{key}_t"), t);
     }
     Ok(())
 }
@@ -119,15 +120,21 @@ fn positions(g: &mut Gen) -> Result<()> {
     g.num("ch13.min", table.min(), 4);
     g.num("ch13.max", table.max(), 4);
     // The article's variant divides by the context length instead of d.
-    // With a context of 12 and d = 64, the features repeat after a few pairs.
+    // With the article's context and d = 64, the features repeat after a
+    // few pairs. A row is flat if it moves less than FLAT over the positions.
+    const FLAT: f64 = 1e-3;
+    let context = addmul::charlm::ARTICLE_CONTEXT as f64;
     let article = Matrix::from_fn(d, len, |row, p| {
         let i = row / 2;
-        let angle = p as f64 / 10000f64.powf(2.0 * i as f64 / 12.0);
+        let angle = p as f64 / 10000f64.powf(2.0 * i as f64 / context);
         if row % 2 == 0 { angle.sin() } else { angle.cos() }
     });
-    let flat_rows = (0..d).filter(|&r| (article.row(r).max() - article.row(r).min()) < 1e-3).count();
+    g.values.set("ch13.flat_threshold", FLAT);
+    // The exponent 2i / context reaches 1 at pair i = context / 2.
+    g.num("ch13.article.pairs", context / 2.0, 0);
+    let flat_rows = (0..d).filter(|&r| (article.row(r).max() - article.row(r).min()) < FLAT).count();
     g.num("ch13.article.flat_rows", flat_rows as f64, 0);
-    let paper_flat = (0..d).filter(|&r| (table.row(r).max() - table.row(r).min()) < 1e-3).count();
+    let paper_flat = (0..d).filter(|&r| (table.row(r).max() - table.row(r).min()) < FLAT).count();
     g.num("ch13.paper.flat_rows", paper_flat as f64, 0);
 
     // RoPE: q · k at distance 3, at two different absolute positions.

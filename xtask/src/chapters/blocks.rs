@@ -30,6 +30,7 @@ fn residual(g: &mut Gen) -> Result<()> {
     g.num("ch09.width", config.width as f64, 0);
     g.num("ch09.epochs", config.epochs as f64, 0);
     g.num("ch09.lr", config.lr, 2);
+    g.values.set("ch09.momentum", config.momentum);
     for (name, run) in [("plain", &plain), ("residual", &res)] {
         g.values.set(&format!("ch09.{name}.first_grad"), format!("{:.1e}", run.grad_norm_by_layer[0]));
         g.num(&format!("ch09.{name}.final_loss"), *run.train_loss.last().expect("trained"), 3);
@@ -64,7 +65,10 @@ fn layer_norm(g: &mut Gen) -> Result<()> {
     g.values.set("ch10.constant.output", fmt_list(c.iter().copied(), 1));
     let (c0, _) = LayerNorm::new(4).with_eps(0.0)?.forward(&constant)?;
     g.values.set("ch10.constant.output_no_eps", fmt_list(c0.iter().copied(), 1));
-    let scaled = x.map(|v| 1000.0 * v + 7.0);
+    let (factor, shift) = (1000.0, 7.0);
+    g.values.set("ch10.scaled.factor", factor);
+    g.values.set("ch10.scaled.shift", shift);
+    let scaled = x.map(|v| factor * v + shift);
     let (ys, _) = LayerNorm::new(4).forward(&scaled)?;
     g.values.set("ch10.scaled.output", fmt_list(ys.iter().copied(), 4));
     Ok(())
@@ -84,7 +88,9 @@ fn dropout(g: &mut Gen) -> Result<()> {
     let mean = |dropout: &Dropout| dropout.train(&ones, &mut rng(11)).0.sum() / n as f64;
     g.num("ch11.samples", n as f64, 0);
     g.num("ch11.mean.inverted", mean(&Dropout::new(0.3)?), 4);
-    g.num("ch11.mean.classic", mean(&Dropout::classic(0.3)?), 4);
+    let classic = Dropout::classic(0.3)?;
+    g.num("ch11.mean.classic", mean(&classic), 4);
+    g.num("ch11.mean.classic_eval", classic.eval(&ones).sum() / n as f64, 1);
     Ok(())
 }
 

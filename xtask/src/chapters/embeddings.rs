@@ -9,6 +9,9 @@ use anyhow::{Result, ensure};
 
 use super::Gen;
 
+/// The temperature of the second sample.
+const TEMPERATURE: f64 = 0.8;
+
 fn shown(c: char) -> String {
     match c {
         ' ' => "␣".to_string(),
@@ -46,6 +49,7 @@ pub fn generate(g: &mut Gen) -> Result<()> {
     g.num("ch05.table_params", table.weight().len() as f64, 0);
     g.num("ch05.params", run.model.num_params() as f64, 0);
     g.num("ch05.epochs", config.epochs as f64, 0);
+    g.values.set("ch05.hidden", config.hidden.iter().map(ToString::to_string).collect::<Vec<_>>().join(" and "));
 
     let epochs = &run.history.epochs;
     let last = epochs.last().expect("trained");
@@ -63,11 +67,12 @@ pub fn generate(g: &mut Gen) -> Result<()> {
     g.percent("ch05.p_y", p[0].1);
     let greedy = run.model.generate("humpty dumpt", 80, Sampling::Greedy, &mut rng(0))?;
     g.text("ch05_sample_greedy.txt", &format!("humpty dumpt{greedy}"))?;
-    let warm = run.model.generate("mary had a ", 160, Sampling::Temperature(0.8), &mut rng(1))?;
+    let warm = run.model.generate("mary had a ", 160, Sampling::Temperature(TEMPERATURE), &mut rng(1))?;
+    g.num("ch05.temperature", TEMPERATURE, 1);
     g.text("ch05_sample_temperature.txt", &format!("mary had a {warm}"))?;
 
-    // On 3,000 characters the vectors learn little that can be seen; on the
-    // book's own text (tens of thousands) they do.
+    // On the rhymes the vectors learn little that can be seen; on the
+    // book's own text (tens of thousands of characters) they do.
     let rhyme_vowels = vowel_similarity(table)?;
     g.num("ch05.rhymes.vowel_vowel", rhyme_vowels.0, 2);
     g.num("ch05.rhymes.vowel_consonant", rhyme_vowels.1, 2);

@@ -13,6 +13,8 @@ use super::Gen;
 pub fn generate(g: &mut Gen) -> Result<()> {
     // Chapter 1: the fixed network on the article's leaf and on a sunflower.
     let net = ArticleNetwork::new([0.0; 3]);
+    let inputs = SUNFLOWER.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
+    g.values.set("ch01.sunflower.inputs", inputs);
     for (name, object) in [("leaf", ARTICLE_LEAF), ("sunflower", SUNFLOWER)] {
         let e = net.evaluate(object)?;
         for (i, h) in e.hidden.iter().enumerate() {
@@ -62,10 +64,12 @@ pub fn generate(g: &mut Gen) -> Result<()> {
         let (s, _) = net.as_mlp().forward(&Matrix::from_column_slice(4, 1, &ARTICLE_LEAF))?;
         Ok(cross_entropy(&s, &[0])?.0)
     };
+    let nudge = 1e-4;
+    g.values.set("ch02.nudge", nudge);
     let mut nudged = net.clone();
-    NudgeTrainer { nudge: 1e-4, central: false }.estimate_gradients(&mut nudged, &mut |n| loss(n))?;
+    NudgeTrainer { nudge, central: false }.estimate_gradients(&mut nudged, &mut |n| loss(n))?;
     let one_sided = nudged.as_mlp().layers()[0].weight().grad()[(0, 0)];
-    NudgeTrainer { nudge: 1e-4, central: true }.estimate_gradients(&mut nudged, &mut |n| loss(n))?;
+    NudgeTrainer { nudge, central: true }.estimate_gradients(&mut nudged, &mut |n| loss(n))?;
     let central = nudged.as_mlp().layers()[0].weight().grad()[(0, 0)];
     let mut mlp = net.as_mlp().clone();
     let (s, cache) = mlp.forward(&Matrix::from_column_slice(4, 1, &ARTICLE_LEAF))?;

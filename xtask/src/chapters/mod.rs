@@ -51,6 +51,19 @@ impl Gen {
     }
 }
 
+/// `1234567` as `1,234,567`, as the book prints large counts.
+pub fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// Runs every generator.
 pub fn generate_all(g: &mut Gen) -> Result<()> {
     type Generator = fn(&mut Gen) -> Result<()>;

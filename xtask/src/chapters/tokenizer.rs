@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use addmul::charlm::{self, CharModelConfig, NURSERY_RHYMES, examples};
+use addmul::corpus::TINYSHAKESPEARE_SHA256;
 use addmul::demos::{CharModelOptions, char_model};
 use addmul::plot::{LineChart, Series};
 use addmul::tokenizer::{
@@ -227,19 +228,26 @@ fn chapter6(g: &mut Gen) -> Result<()> {
     // tinyshakespeare: measured when the corpus is here, read back otherwise.
     let measured = measured_path();
     if let Some((path, text)) = corpus() {
+        let hash = addmul::corpus::sha256_hex(text.as_bytes());
+        ensure!(
+            hash == TINYSHAKESPEARE_SHA256,
+            "{} is not tinyshakespeare (SHA-256 {hash}): chapter 6's numbers are about tinyshakespeare",
+            path.display()
+        );
         let start = Instant::now();
         let values = measure_corpus(&text, &gpt2).with_context(|| format!("measuring {}", path.display()))?;
-        update_measured(&measured, values)?;
+        update_measured(&measured, values, &hash)?;
         eprintln!("measured {} in {:.1}s into {}", path.display(), start.elapsed().as_secs_f64(), measured.display());
     }
     let file: Value = serde_json::from_str(
         &std::fs::read_to_string(&measured).with_context(|| format!("reading {}", measured.display()))?,
     )?;
+    check_measured_corpus(&file).with_context(|| format!("refusing {}", measured.display()))?;
     let Some(Value::Object(map)) = file.get("corpus") else { bail!("{} has no \"corpus\"", measured.display()) };
     for (k, v) in map {
         let v = match v {
             Value::String(s) => s.clone(),
-            Value::Number(n) if n.is_u64() => group_thousands(n.as_u64().unwrap_or_default()),
+            Value::Number(n) if n.is_u64() => super::thousands(n.as_u64().unwrap_or_default()),
             other => other.to_string(),
         };
         g.values.set(&format!("ch06.shakespeare.{k}"), v);
@@ -252,9 +260,9 @@ fn chapter6(g: &mut Gen) -> Result<()> {
 /// `cargo xtask bench-record`.
 fn timings(g: &mut Gen) -> Result<()> {
     let root = crate::project_root();
-    let seconds = |id: &str| -> Result<f64> { Ok(crate::measured::median(&root, id)?.seconds) };
+    let seconds = |id: &str| -> Result<f64> { Ok(crate::measured::median_on_corpus(&root, id)?.seconds) };
     let mb_per_s = |id: &str| -> Result<f64> {
-        let m = crate::measured::median(&root, id)?;
+        let m = crate::measured::median_on_corpus(&root, id)?;
         Ok(m.per_second().with_context(|| format!("{id} declares no throughput"))? / 1e6)
     };
     g.num("ch06.shakespeare.bpe_train_s", seconds("train/bpe_4096_gpt2_split")?, 3);
@@ -274,21 +282,21 @@ fn timings(g: &mut Gen) -> Result<()> {
     Ok(())
 }
 
-/// `338025` as `338,025`.
-fn group_thousands(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
+fn measured_path() -> PathBuf {
+    crate::measured::measured_path(&crate::project_root(), "tokenizers.json")
 }
 
-fn measured_path() -> PathBuf {
-    crate::project_root().join("book/measured/tokenizers.json")
+/// Checks that the measured numbers are about tinyshakespeare (the file's
+/// `corpus_sha256`, written with them).
+fn check_measured_corpus(file: &Value) -> Result<()> {
+    match file.get("corpus_sha256").and_then(Value::as_str) {
+        Some(TINYSHAKESPEARE_SHA256) => Ok(()),
+        Some(other) => bail!("its numbers were measured on a text with SHA-256 {other}, not tinyshakespeare"),
+        None => bail!(
+            "it has no `corpus_sha256`; run `cargo xtask book` with tinyshakespeare present ($ADDMUL_CORPUS or \
+             ../shared/data/tinyshakespeare.txt) to measure it again"
+        ),
+    }
 }
 
 /// tinyshakespeare, if it is here.
@@ -335,8 +343,9 @@ fn measure_corpus(text: &str, gpt2: &Bpe) -> Result<Value> {
     }))
 }
 
-/// Replaces the `corpus` section of the measured file.
-fn update_measured(path: &Path, corpus: Value) -> Result<()> {
+/// Replaces the `corpus` section of the measured file, and records the
+/// SHA-256 of the text it was measured on.
+fn update_measured(path: &Path, corpus: Value, sha256: &str) -> Result<()> {
     let mut file: Value = match std::fs::read_to_string(path) {
         Ok(text) => serde_json::from_str(&text)?,
         Err(_) => json!({}),
@@ -346,14 +355,30 @@ fn update_measured(path: &Path, corpus: Value) -> Result<()> {
         eprintln!("note: {} changed; commit it with the code that changed it", path.display());
     }
     file["corpus"] = corpus;
+    file["corpus_sha256"] = json!(sha256);
     if let Some(map) = file.as_object_mut() {
         map.remove("timings"); // once copied by hand; now in criterion.json
     }
     file["about"] = json!(
         "Numbers about tinyshakespeare for chapter 6. `corpus` is rewritten by `cargo xtask book` whenever the corpus \
-         is present ($ADDMUL_CORPUS or ../shared/data/tinyshakespeare.txt). Timings come from criterion.json."
+         is present ($ADDMUL_CORPUS or ../shared/data/tinyshakespeare.txt), and `corpus_sha256` with it; the book \
+         refuses numbers about another text. They depend only on the text and the code (no timings: those come \
+         from criterion.json)."
     );
     std::fs::create_dir_all(path.parent().expect("a file in a folder"))?;
     std::fs::write(path, serde_json::to_string_pretty(&file)? + "\n")?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_about_another_text_are_refused() {
+        check_measured_corpus(&json!({ "corpus_sha256": TINYSHAKESPEARE_SHA256 })).unwrap();
+        let err = check_measured_corpus(&json!({ "corpus_sha256": "abc" })).unwrap_err().to_string();
+        assert!(err.contains("SHA-256 abc, not tinyshakespeare"), "{err}");
+        assert!(check_measured_corpus(&json!({})).unwrap_err().to_string().contains("no `corpus_sha256`"));
+    }
 }

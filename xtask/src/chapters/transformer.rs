@@ -5,11 +5,13 @@
 //! a half, too long for every book build: their measurements come from
 //! `book/measured/transformer_numbers.json`, written by
 //! `cargo run --release --example transformer_numbers -- --threads 2 --json book/measured/transformer_numbers.json`
-//! (the file records the command and the date), and the cross-attention
-//! figure is drawn from the weights recorded there.
+//! (the file records the command, the date, the CPU, the configuration and
+//! the SHA-256 of the data), and the cross-attention figure is drawn from the
+//! weights recorded there. The record is refused unless its configuration
+//! and data are what the example would use now.
 
 use addmul::core::Matrix;
-use addmul::demos::{CopyOptions, NumbersOptions, copy_task};
+use addmul::demos::{CopyOptions, NumbersOptions, copy_task, numbers_config, numbers_data_sha256};
 use addmul::plot::{Heatmap, LineChart, Series};
 use addmul::train::Schedule;
 use addmul::transformer::tasks::{copy, numbers};
@@ -17,7 +19,7 @@ use addmul::transformer::{BeamConfig, Side, TransformerConfig, TransformerTrainC
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
 
-use super::Gen;
+use super::{Gen, thousands};
 
 /// Where the measured run is kept, relative to the repository root.
 const MEASURED: &str = "book/measured/transformer_numbers.json";
@@ -27,19 +29,6 @@ pub fn generate(g: &mut Gen) -> Result<()> {
     number_words(g)?;
     copy_task_run(g)?;
     measured(g)
-}
-
-/// `1234567` as `1,234,567`.
-fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 fn rows_of(m: &Matrix<f32>) -> Vec<Vec<f64>> {
@@ -168,19 +157,39 @@ fn strings(v: &Value, path: &str) -> Result<Vec<String>> {
     Ok(items.iter().map(|s| s.as_str().unwrap_or("?").to_string()).collect())
 }
 
+/// Checks that the record was made with the configuration and data the
+/// example uses now (its defaults; the threads may differ).
+fn check_record(record: &Value, expected_config: &Value, expected_data: &str) -> Result<()> {
+    let rerun = "run it again: cargo run --release --example transformer_numbers -- --threads 2 --json \
+                 book/measured/transformer_numbers.json";
+    let config = record.get("config").with_context(|| format!("{MEASURED} records no `config`; {rerun}"))?;
+    if config != expected_config {
+        let differences = super::gpt::config_differences(config, expected_config);
+        bail!(
+            "{MEASURED} was measured with another configuration than the example's ({}); {rerun}",
+            differences.join(", ")
+        );
+    }
+    let data = field(record, "report.data_sha256")?.as_str().context("`report.data_sha256` is not text")?;
+    if data != expected_data {
+        bail!(
+            "{MEASURED} was trained on other data (SHA-256 {data}) than the example draws now ({expected_data}); {rerun}"
+        );
+    }
+    Ok(())
+}
+
 fn measured(g: &mut Gen) -> Result<()> {
-    let path = crate::project_root().join(MEASURED);
+    let path = crate::measured::measured_path(&crate::project_root(), "transformer_numbers.json");
     let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
     let record: Value = serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
-    for key in ["command", "date"] {
+    let defaults = NumbersOptions::default();
+    check_record(&record, &numbers_config(&defaults)?, &numbers_data_sha256(&defaults)?)?;
+    for key in ["command", "date", "cpu"] {
         let value = field(&record, key)?.as_str().with_context(|| format!("{MEASURED}: `{key}` is not text"))?;
         g.values.set(&format!("ch15.measured.{key}"), value);
     }
     let r = field(&record, "report")?;
-    let defaults = NumbersOptions::default();
-    if number(r, "size.d_model")? as usize != defaults.size.d_model || number(r, "steps")? as u64 != defaults.steps {
-        bail!("{MEASURED} was measured with other settings than the example's defaults; run it again");
-    }
     g.num("ch15.measured.cpus", number(&record, "cpus")?, 0);
     g.num("ch15.measured.load", number(&record, "load_average")?, 1);
     g.num("ch15.measured.threads", number(r, "threads")?, 0);
@@ -248,4 +257,25 @@ fn measured(g: &mut Gen) -> Result<()> {
         .annotate()
         .save(g.figure("ch15_cross_attention.svg"))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_record_of_other_settings_or_data_is_refused() {
+        let config =
+            serde_json::json!({ "options": { "steps": 2000 }, "transformer": "TransformerConfig { d_model: 64 }" });
+        let record = serde_json::json!({ "config": config, "report": { "data_sha256": "ab" } });
+        check_record(&record, &config, "ab").unwrap();
+        let err = check_record(&record, &config, "cd").unwrap_err().to_string();
+        assert!(err.contains("trained on other data (SHA-256 ab)"), "{err}");
+        let other =
+            serde_json::json!({ "options": { "steps": 1000 }, "transformer": "TransformerConfig { d_model: 64 }" });
+        let err = check_record(&record, &other, "ab").unwrap_err().to_string();
+        assert!(err.contains("`options` (recorded"), "{err}");
+        let err = check_record(&serde_json::json!({ "report": {} }), &config, "ab").unwrap_err().to_string();
+        assert!(err.contains("records no `config`"), "{err}");
+    }
 }
