@@ -156,7 +156,7 @@ impl TextTokenizer {
             let v: serde_json::Value = serde_json::from_str(&text)
                 .map_err(|e| Error::Invalid { what: json.display().to_string(), problem: e.to_string() })?;
             return if v.get("model").is_some() && v.get("format").is_none() {
-                hf_tokenizer_json(&v).map_err(|e| named(&json, e))
+                hf_tokenizer(&v).map_err(|e| named(&json, e))
             } else {
                 TextTokenizer::from_json(&text).map_err(|e| named(&json, e))
             };
@@ -174,10 +174,24 @@ impl TextTokenizer {
     }
 }
 
+impl TextTokenizer {
+    /// GPT-2's byte-level BPE from the text of a Hugging Face
+    /// `tokenizer.json` (the `tokenizers` library's format).
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] for JSON that is not such a tokenizer;
+    /// [`Error::Tokenizer`] for an inconsistent vocabulary and merges.
+    pub fn from_hf_tokenizer_json(text: &str) -> Result<Self> {
+        let v: serde_json::Value = serde_json::from_str(text)
+            .map_err(|e| Error::Invalid { what: "tokenizer.json".into(), problem: e.to_string() })?;
+        hf_tokenizer(&v)
+    }
+}
+
 /// GPT-2's byte-level BPE from a Hugging Face `tokenizer.json` (the
 /// `tokenizers` library's format): `model.vocab`, `model.merges` (as
 /// `"a b"` strings or `["a", "b"]` pairs) and the special `added_tokens`.
-fn hf_tokenizer_json(v: &serde_json::Value) -> Result<TextTokenizer> {
+fn hf_tokenizer(v: &serde_json::Value) -> Result<TextTokenizer> {
     let bad = |problem: String| Error::Invalid { what: "tokenizer.json".into(), problem };
     let model = &v["model"];
     if model["type"] != "BPE" || v["pre_tokenizer"]["type"] != "ByteLevel" {
