@@ -128,6 +128,10 @@ pub struct TrainOptions {
     /// Start a new run in `out` even if it holds one, deleting the old run's
     /// files ([`run_files`]) once the folder is locked.
     pub force: bool,
+    /// Fine-tune: start from the model in this folder (a run, a checkpoint
+    /// or a Hugging Face GPT-2 folder) with its tokenizer, instead of a new
+    /// model; its architecture replaces the configuration's.
+    pub base: Option<PathBuf>,
     /// What the user chose rather than left to the preset and the defaults:
     /// configuration keys (by a file, `--set` or a named flag, as
     /// [`train_config_given`] returns them), and `--tokenizer` and
@@ -308,6 +312,68 @@ fn refuse_existing_run(out: &Path) -> Result<()> {
         )
     };
     Err(invalid(&format!("--out {}", out.display()), problem))
+}
+
+/// Makes and locks the folder of a new run (removing an old run with
+/// `--force`, else refusing one that appeared since the first look).
+fn new_run_folder(options: &TrainOptions, say: &mut dyn FnMut(&str)) -> Result<RunLock> {
+    std::fs::create_dir_all(&options.out).map_err(io(format!("creating {}", options.out.display())))?;
+    let lock = RunLock::acquire(&options.out)?;
+    if options.force {
+        remove_run(&options.out, say)?;
+    } else {
+        refuse_existing_run(&options.out)?;
+    }
+    Ok(lock)
+}
+
+/// The tokenizer files of model folder `dir`, to be written into every
+/// checkpoint: a Hugging Face tokenizer's own files, byte for byte (so that
+/// a checkpoint of a fine-tuned GPT-2 is again a folder `transformers`
+/// loads), or addmul's `tokenizer.json`.
+fn checkpoint_files(dir: &Path, tokenizer: &TextTokenizer) -> Result<Vec<(String, Vec<u8>)>> {
+    const HF: [&str; 6] = [
+        "tokenizer.json",
+        "vocab.json",
+        "merges.txt",
+        "tokenizer_config.json",
+        "special_tokens_map.json",
+        "generation_config.json",
+    ];
+    let ours = std::fs::read_to_string(dir.join("tokenizer.json")).is_ok_and(|t| TextTokenizer::from_json(&t).is_ok());
+    if ours || !HF.iter().any(|name| dir.join(name).is_file()) {
+        return Ok(vec![("tokenizer.json".to_string(), tokenizer.to_json().into_bytes())]);
+    }
+    HF.iter()
+        .filter(|name| dir.join(name).is_file())
+        .map(|name| {
+            let path = dir.join(name);
+            Ok((name.to_string(), std::fs::read(&path).map_err(io(format!("reading {}", path.display())))?))
+        })
+        .collect()
+}
+
+/// The configuration of a fine-tuning run of `model`: the options' recipe,
+/// with the model's dropout unless one was chosen and windows no longer than
+/// its context; architecture keys cannot be chosen (they are the model's).
+fn finetune_config(options: &TrainOptions, model: &addmul_gpt::GptConfig) -> Result<GptTrainConfig> {
+    let chose = |key: &str| options.given.iter().any(|k| k == key);
+    if let Some(key) =
+        ["n_layer", "n_head", "n_embd", "bias", "--tokenizer", "--vocab-size"].into_iter().find(|k| chose(k))
+    {
+        return Err(invalid(
+            &format!("configuration key `{}`", key.trim_start_matches('-')),
+            "comes from the pretrained model when fine-tuning; leave it out",
+        ));
+    }
+    let mut config = options.config.clone();
+    if !chose("dropout") {
+        config.dropout = model.dropout;
+    }
+    if !chose("block_size") {
+        config.block_size = config.block_size.min(model.block_size);
+    }
+    Ok(config)
 }
 
 /// Deletes the files of the run in `out` ([`run_files`]), for `--force`;
@@ -567,13 +633,12 @@ pub fn train(options: &TrainOptions, out: &mut dyn Write, mut say: impl FnMut(&s
         None
     };
     let corpus = corpus::load_or(options.data.as_deref(), &options.remote, &mut say)?;
-    let (tokenizer, mut trainer, _lock) = if let Some(lock) = resumed_lock {
+    let (tokenizer, mut trainer, _lock, extra_files) = if let Some(lock) = resumed_lock {
         let dir = resolve(&options.out)?;
         let tok_path = dir.join("tokenizer.json");
-        let text = std::fs::read_to_string(&tok_path).map_err(io(format!("reading {}", tok_path.display())))?;
-        let tokenizer = TextTokenizer::from_json(&text)?;
+        let tokenizer = TextTokenizer::load_dir(&dir)?;
         refuse_changed_tokenizer(options, &tokenizer, &tok_path)?;
-        let ids = tokenizer.as_dyn().encode(&corpus.text).map_err(|e| {
+        let ids = tokenizer.encode_text(&corpus.text).map_err(|e| {
             invalid(
                 &data_flag(options),
                 format!("is not the text this run was trained on ({e}); resume with the run's --data"),
@@ -615,7 +680,22 @@ pub fn train(options: &TrainOptions, out: &mut dyn Write, mut say: impl FnMut(&s
             return Ok(options.out.clone());
         }
         say(&format!("resuming {} at step {steps} of {}", dir.display(), trainer.config().max_iters));
-        (tokenizer, trainer, lock)
+        let extra = checkpoint_files(&dir, &tokenizer)?;
+        (tokenizer, trainer, lock, extra)
+    } else if let Some(base) = &options.base {
+        let (model, tokenizer) = load(base)?;
+        let ids = tokenizer.encode_text(&corpus.text)?;
+        let config = finetune_config(options, model.config())?;
+        say(&format!(
+            "fine-tuning {} ({} parameters) on {} tokens",
+            base.display(),
+            addmul_core::ParametersExt::num_params(&model),
+            ids.len()
+        ));
+        let trainer = GptTrainer::from_model(model, config, &ids)?;
+        let extra = checkpoint_files(&resolve(base)?, &tokenizer)?;
+        let lock = new_run_folder(options, &mut say)?;
+        (tokenizer, trainer, lock, extra)
     } else {
         let start = Instant::now();
         let tokenizer = TextTokenizer::train(options.tokenizer, &corpus.text, options.vocab_size)?;
@@ -628,18 +708,11 @@ pub fn train(options: &TrainOptions, out: &mut dyn Write, mut say: impl FnMut(&s
         ));
         // The configuration is checked here, before the run folder is made.
         let trainer = GptTrainer::new(options.config.clone(), tokenizer.as_dyn().vocab_size(), &ids)?;
-        std::fs::create_dir_all(&options.out).map_err(io(format!("creating {}", options.out.display())))?;
-        let lock = RunLock::acquire(&options.out)?;
-        if options.force {
-            remove_run(&options.out, &mut say)?;
-        } else {
-            // Another process may have trained here since the first look.
-            refuse_existing_run(&options.out)?;
-        }
-        (tokenizer, trainer, lock)
+        let lock = new_run_folder(options, &mut say)?;
+        let extra = vec![("tokenizer.json".to_string(), tokenizer.to_json().into_bytes())];
+        (tokenizer, trainer, lock, extra)
     };
-    let tokenizer_json = tokenizer.to_json().into_bytes();
-    check_room(&options.out, &trainer, tokenizer_json.len())?;
+    check_room(&options.out, &trainer, extra_files.iter().map(|(_, bytes)| bytes.len()).sum())?;
     let config = trainer.config().clone();
     let model_config = *trainer.model().config();
     say(&format!(
@@ -672,8 +745,7 @@ pub fn train(options: &TrainOptions, out: &mut dyn Write, mut say: impl FnMut(&s
         bar
     });
     let mut progress = Progress { bar, log, steps: Vec::new(), evals: Vec::new(), say: Box::new(say) };
-    let plan =
-        CheckpointPlan { dir: options.out.clone(), extra_files: vec![("tokenizer.json".into(), tokenizer_json)] };
+    let plan = CheckpointPlan { dir: options.out.clone(), extra_files };
     let result = {
         let _training = Training::start();
         trainer.run(&mut progress, Some(&plan))

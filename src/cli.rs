@@ -36,6 +36,10 @@ pub enum Command {
     /// A model's perplexity on a text, by the sliding-window recipe of the
     /// `transformers` documentation.
     Eval(EvalArgs),
+    /// Continue training a pretrained model (an addmul run or a Hugging Face
+    /// GPT-2 folder) on a text: every weight (full fine-tuning); each
+    /// checkpoint is again a Hugging Face folder.
+    Finetune(FinetuneArgs),
     /// Tokenizers.
     #[command(subcommand)]
     Tokenizer(TokenizerCommand),
@@ -188,6 +192,7 @@ impl TrainArgs {
             out: self.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(&self.preset)),
             resume: self.resume,
             force: self.force,
+            base: None,
             tokenizer: self.tokenizer.unwrap_or(TokenizerKind::Char),
             vocab_size: self.vocab_size.unwrap_or(1024),
             sample_chars: self.sample,
@@ -243,6 +248,72 @@ impl SampleArgs {
             sampling,
             stops: self.stops.clone(),
         }
+    }
+}
+
+/// The arguments of `addmul finetune`.
+#[derive(Debug, Clone, Args)]
+pub struct FinetuneArgs {
+    /// The pretrained model: a run folder, a checkpoint folder or a Hugging
+    /// Face GPT-2 folder (it is only read).
+    #[arg(long, value_name = "DIR")]
+    pub model: PathBuf,
+    /// The text to fine-tune on.
+    #[arg(long, value_name = "FILE")]
+    pub data: PathBuf,
+    /// The run folder for checkpoints, the log and the loss curve.
+    #[arg(long, value_name = "DIR", default_value = "runs/finetune")]
+    pub out: PathBuf,
+    /// Optimizer steps (the `finetune` preset: 300).
+    #[arg(long)]
+    pub max_iters: Option<u64>,
+    /// Windows per batch (the preset: 4).
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Worker threads (0: one per core).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Any training key, on top of the `finetune` preset: --set lr=3e-5,
+    /// --set block_size=256 (the architecture is the model's).
+    #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    pub set: Vec<(String, String)>,
+    /// Replace a run already in --out.
+    #[arg(long)]
+    pub force: bool,
+    /// Characters to sample after training (0: none).
+    #[arg(long, default_value_t = 200)]
+    pub sample: usize,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+impl FinetuneArgs {
+    /// What these arguments choose: the `finetune` preset, `--set`, the
+    /// named flags, starting from `--model`. (A fine-tuning run is resumed
+    /// as any run: `addmul train --resume --out DIR --data FILE`.)
+    ///
+    /// # Errors
+    /// As [`TrainArgs::options`].
+    pub fn options(&self) -> Result<TrainOptions> {
+        let train = TrainArgs {
+            preset: "finetune".into(),
+            config: None,
+            set: self.set.clone(),
+            max_iters: self.max_iters,
+            batch_size: self.batch_size,
+            threads: self.threads,
+            seed: None,
+            data: Some(self.data.clone()),
+            out: Some(self.out.clone()),
+            resume: false,
+            force: self.force,
+            tokenizer: None,
+            vocab_size: None,
+            sample: self.sample,
+            quiet: self.quiet,
+        };
+        Ok(TrainOptions { base: Some(self.model.clone()), ..train.options()? })
     }
 }
 
@@ -336,6 +407,9 @@ fn run_command(cli: Cli, out: &mut dyn Write, mut say: impl FnMut(&str) + 'stati
             }
             let (model, tokenizer) = load(&args.model)?;
             generate(&model, &tokenizer, &options, out)?;
+        }
+        Command::Finetune(args) => {
+            train(&args.options()?, out, say)?;
         }
         Command::Eval(args) => {
             let (model, tokenizer) = load(&args.model)?;

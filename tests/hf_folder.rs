@@ -148,3 +148,76 @@ fn perplexity_is_what_the_transformers_recipe_computes() {
     let e = cli::run(Cli::try_parse_from(args).unwrap(), &mut Vec::new(), |_| {}).unwrap_err().to_string();
     assert!(e.contains("--stride 33") && e.contains("1..=32"), "{e}");
 }
+
+#[test]
+fn finetune_trains_every_weight_and_each_checkpoint_is_again_a_hugging_face_folder() {
+    let before = snapshot(&folder());
+    let dir = Temp::new("hf-finetune");
+    let data = dir.write("text.txt", &"The quick brown fox jumps over the lazy dog. ".repeat(100));
+    let out = dir.arg("run");
+    let model_dir = folder();
+    let mut args = vec!["addmul", "finetune", "--model", model_dir.to_str().unwrap(), "--data", &data, "--out", &out];
+    args.extend(["--max-iters", "30", "--set", "block_size=16", "--set", "lr=3e-3", "--set", "warmup_iters=2"]);
+    args.extend(["--set", "eval_interval=10", "--set", "checkpoint_interval=10", "--quiet", "--sample", "0"]);
+    let said = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+    let sink = std::rc::Rc::clone(&said);
+    cli::run(Cli::try_parse_from(&args).unwrap(), &mut Vec::new(), move |l: &str| {
+        sink.borrow_mut().push(l.to_string())
+    })
+    .unwrap();
+    let said = said.borrow().join("\n");
+    assert!(said.contains("fine-tuning") && said.contains("16016 parameters"), "{said}");
+    // The validation loss falls from the pretrained model's.
+    let log = std::fs::read_to_string(dir.0.join("run/log.jsonl")).unwrap();
+    let val: Vec<f64> = log
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["type"] == "eval")
+        .map(|v| v["val_loss"].as_f64().unwrap())
+        .collect();
+    assert_eq!(val.len(), 4, "{log}");
+    assert!(val[3] < val[0] - 1.0, "validation loss {val:?}");
+    // The checkpoint holds the model's tokenizer files byte for byte, and
+    // loads (as transformers loads it: same files, same layout).
+    let last = dir.0.join("run/step-000030");
+    for name in ["tokenizer.json", "vocab.json", "merges.txt", "tokenizer_config.json", "generation_config.json"] {
+        assert_eq!(std::fs::read(last.join(name)).unwrap(), std::fs::read(folder().join(name)).unwrap(), "{name}");
+    }
+    let (tuned, _) = app::load(&last).unwrap();
+    let (pretrained, _) = app::load(&folder()).unwrap();
+    assert_eq!(tuned.config(), pretrained.config());
+    // Every weight moved (full fine-tuning).
+    let mut moved = 0;
+    let mut total = 0;
+    let mut before_params = std::collections::BTreeMap::new();
+    addmul::core::Parameters::visit(&pretrained, &mut |n, p| {
+        before_params.insert(n.to_string(), p.value().clone());
+    });
+    addmul::core::Parameters::visit(&tuned, &mut |n, p| {
+        total += 1;
+        moved += usize::from(p.value() != &before_params[n]);
+    });
+    assert_eq!(moved, total);
+    // Architecture keys are the model's; resuming goes on as for any run.
+    let bad = ["addmul", "finetune", "--model", model_dir.to_str().unwrap(), "--data", &data, "--set", "n_layer=4"];
+    let e = cli::run(Cli::try_parse_from(bad).unwrap(), &mut Vec::new(), |_| {}).unwrap_err().to_string();
+    assert!(e.contains("n_layer") && e.contains("comes from the pretrained model"), "{e}");
+    let resume = [
+        "addmul",
+        "train",
+        "--resume",
+        "--out",
+        &out,
+        "--data",
+        &data,
+        "--max-iters",
+        "35",
+        "--quiet",
+        "--sample",
+        "0",
+    ];
+    cli::run(Cli::try_parse_from(resume).unwrap(), &mut Vec::new(), |_| {}).unwrap();
+    assert_eq!(std::fs::read_to_string(dir.0.join("run/latest")).unwrap(), "step-000035");
+    // The pretrained folder was only read.
+    assert_eq!(snapshot(&folder()), before);
+}

@@ -181,6 +181,17 @@ impl<T: Float> Gpt<T> {
         &self.config
     }
 
+    /// Sets the dropout probability used in training (fine-tuning a
+    /// pretrained model with other dropout than it was trained with).
+    ///
+    /// # Errors
+    /// [`GptError::Config`] unless `p` is in `[0, 1)`.
+    pub fn set_dropout(&mut self, p: f64) -> Result<()> {
+        GptConfig { dropout: p, ..self.config }.validate()?;
+        self.config.dropout = p;
+        Ok(())
+    }
+
     fn check_ids(&self, ids: &[TokenId]) -> Result<Vec<usize>> {
         ids.iter()
             .enumerate()

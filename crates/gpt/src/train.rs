@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use addmul_core::{Parameters, ParametersExt, Rng, RngState, rng};
+use addmul_core::{Parameters, Rng, RngState, rng};
 use addmul_train::{AdamW, AdamWConfig, DataParallel, Moments, Optimizer, Schedule};
 use rand::RngExt;
 use serde::{Deserialize, Serialize};
@@ -79,7 +79,7 @@ impl Default for GptTrainConfig {
 }
 
 /// The named presets.
-pub const PRESETS: [&str; 3] = ["cpu-small", "shakespeare-char", "tiny"];
+pub const PRESETS: [&str; 4] = ["cpu-small", "shakespeare-char", "tiny", "finetune"];
 
 impl GptTrainConfig {
     // ANCHOR: cpu_small
@@ -120,7 +120,9 @@ impl GptTrainConfig {
     /// A preset by name: `cpu-small`; `shakespeare-char` (nanoGPT's GPU
     /// configuration: 6 layers, 6 heads, 384 dimensions, block 256, batch 64,
     /// dropout 0.2, 5000 iterations); `tiny` (seconds on a laptop, for tests
-    /// and demos).
+    /// and demos); `finetune` (the recipe of `addmul finetune`: windows of
+    /// 128 tokens, batch 4, 300 steps at a learning rate of 1e-4, whose
+    /// architecture fields the pretrained model replaces).
     ///
     /// # Errors
     /// [`GptError::UnknownPreset`] listing the known names.
@@ -137,6 +139,21 @@ impl GptTrainConfig {
                 dropout: 0.2,
                 max_iters: 5000,
                 eval_iters: 200,
+                ..base
+            }),
+            // The architecture fields are cpu-small's, and `addmul finetune`
+            // replaces them with the pretrained model's.
+            "finetune" => Ok(GptTrainConfig {
+                block_size: 128,
+                batch_size: 4,
+                max_iters: 300,
+                lr: 1e-4,
+                min_lr: 1e-5,
+                warmup_iters: 20,
+                weight_decay: 0.01,
+                eval_interval: 50,
+                eval_iters: 10,
+                checkpoint_interval: 100,
                 ..base
             }),
             "tiny" => Ok(GptTrainConfig {
@@ -425,17 +442,54 @@ impl GptTrainer {
     /// [`GptError::TokenOutOfRange`] for an id outside the vocabulary.
     pub fn new(config: GptTrainConfig, vocab_size: usize, tokens: &[TokenId]) -> Result<Self> {
         config.validate(vocab_size)?;
+        Self::check_data_and_memory(&config, vocab_size, tokens)?;
+        let model = Gpt::new(config.model_config(vocab_size), &mut rng(config.seed))?;
+        Self::start(model, config, tokens)
+    }
+
+    /// Training that starts from `model`'s weights (a pretrained GPT-2, say:
+    /// fine-tuning). The architecture is the model's: `config`'s `n_layer`,
+    /// `n_head`, `n_embd` and `bias` are set from it, and the model's dropout
+    /// is set to `config.dropout`. `config.block_size`, the length of the
+    /// training windows, may be shorter than the model's context.
+    ///
+    /// # Errors
+    /// [`GptError::Config`] for a bad setting or a `block_size` longer than
+    /// the model's context; otherwise as [`GptTrainer::new`].
+    pub fn from_model(mut model: Gpt<f32>, mut config: GptTrainConfig, tokens: &[TokenId]) -> Result<Self> {
+        let m = *model.config();
+        if config.block_size > m.block_size {
+            return Err(GptError::config(
+                "block_size",
+                config.block_size,
+                format!("the training windows cannot be longer than the model's context, {}", m.block_size),
+            ));
+        }
+        (config.n_layer, config.n_head, config.n_embd, config.bias) = (m.n_layer, m.n_head, m.n_embd, m.bias);
+        config.validate(m.vocab_size)?;
+        model.set_dropout(config.dropout)?;
+        Self::check_data_and_memory(&config, m.vocab_size, tokens)?;
+        Self::start(model, config, tokens)
+    }
+
+    /// Refuses token ids outside the vocabulary and a run larger than the
+    /// memory available.
+    fn check_data_and_memory(config: &GptTrainConfig, vocab_size: usize, tokens: &[TokenId]) -> Result<()> {
         if let Some((position, &id)) = tokens.iter().enumerate().find(|(_, t)| **t as usize >= vocab_size) {
             return Err(GptError::TokenOutOfRange { id, position, vocab_size });
         }
-        let (train, val) = split(tokens, &config)?;
         let estimate = config.memory_estimate(vocab_size);
         if let Some(available) = available_memory()
             && estimate.total() > 0.9 * available
         {
             return Err(GptError::TooLarge { estimate, threads: config.thread_count(), available });
         }
-        let model = Gpt::new(config.model_config(vocab_size), &mut rng(config.seed))?;
+        Ok(())
+    }
+
+    /// The trainer of `model` (checked against `config` by the callers).
+    fn start(model: Gpt<f32>, config: GptTrainConfig, tokens: &[TokenId]) -> Result<Self> {
+        let (train, val) = split(tokens, &config)?;
         let workers = DataParallel::new(model, config.thread_count());
         let optimizer = AdamW::new(config.adamw())?;
         Ok(GptTrainer {
@@ -712,15 +766,22 @@ impl GptTrainer {
             });
         }
         let config = GptTrainConfig { threads: state.threads, ..state.config.clone() };
-        let mut trainer = GptTrainer::new(config, state.vocab_size, tokens)?;
+        // The checkpoint's model as it is (a fine-tuned GPT-2 keeps its
+        // Hugging Face settings), which must be the architecture
+        // trainer.json describes.
+        let model = crate::checkpoint::load_model::<f32>(&dir)?;
+        let m = *model.config();
+        let architecture = |c: &GptTrainConfig| (c.n_layer, c.n_head, c.n_embd, c.bias, c.dropout);
+        if architecture(&config) != (m.n_layer, m.n_head, m.n_embd, m.bias, m.dropout)
+            || m.vocab_size != state.vocab_size
+            || config.block_size > m.block_size
+        {
+            return Err(GptError::checkpoint(dir.join("config.json"), "does not match trainer.json's configuration"));
+        }
+        let mut trainer = GptTrainer::from_model(model, config, tokens)?;
         // The run's threads, as chosen (0: one per core), not as resolved:
         // the next checkpoint records the same configuration.
         trainer.config.threads = state.config.threads;
-        let model = crate::checkpoint::load_model::<f32>(&dir)?;
-        if model.config() != trainer.workers.model().config() {
-            return Err(GptError::checkpoint(dir.join("config.json"), "does not match trainer.json's configuration"));
-        }
-        trainer.workers.restore(&model.snapshot())?;
         let opt_path = dir.join("optimizer.safetensors");
         let bytes = std::fs::read(&opt_path).map_err(GptError::io("reading", &opt_path))?;
         let mut tensors: Tensors<f32> = read_tensors(&bytes, &opt_path)?;

@@ -214,7 +214,7 @@ fn bad_configurations_and_data_are_typed_errors() {
     let err = GptTrainConfig { block_size: 0, ..tiny(1) }.validate(10).unwrap_err();
     assert!(err.to_string().contains("block_size = 0"), "{err}");
     let err = GptTrainConfig::preset("gpu-huge").unwrap_err();
-    assert_eq!(err.to_string(), "unknown preset `gpu-huge` (known: cpu-small, shakespeare-char, tiny)");
+    assert_eq!(err.to_string(), "unknown preset `gpu-huge` (known: cpu-small, shakespeare-char, tiny, finetune)");
     let err = GptTrainer::new(tiny(1), 8, &corpus(100)).unwrap_err();
     assert!(matches!(err, GptError::CorpusTooShort { split: "validation", .. }), "{err}");
     let err = GptTrainer::new(tiny(1), 5, &corpus(1000)).unwrap_err();
@@ -292,4 +292,32 @@ fn ignored_targets_are_left_out_of_the_loss() {
     // Nothing left to predict is a typed error.
     let none = Batch { targets: &[0; 6], ..batch };
     assert!(model.loss(&none).is_err());
+}
+
+#[test]
+fn training_from_a_model_keeps_its_architecture_and_its_weights_to_start() {
+    // A model with settings a preset cannot make (exact GELU, no attention
+    // scaling, a wide ε) and a longer context than the training windows.
+    let config = GptConfig {
+        gelu_tanh: false,
+        scale_attn_weights: false,
+        layer_norm_eps: 1e-3,
+        ..GptConfig::new(8, 32, 2, 2, 16)
+    };
+    let model = Gpt::<f32>::new(config, &mut rng(9)).unwrap();
+    // The training configuration's architecture is replaced by the model's.
+    let recipe = GptTrainConfig { n_layer: 5, n_embd: 64, dropout: 0.1, ..tiny(1) };
+    let trainer = GptTrainer::from_model(model.clone(), recipe.clone(), &corpus(2000)).unwrap();
+    assert_eq!((trainer.config().n_layer, trainer.config().n_embd), (2, 16));
+    assert_eq!(*trainer.model().config(), GptConfig { dropout: 0.1, ..config });
+    let mut weights_equal = true;
+    let mut start = std::collections::BTreeMap::new();
+    model.visit(&mut |n, p| {
+        start.insert(n.to_string(), p.value().clone());
+    });
+    trainer.model().visit(&mut |n, p| weights_equal &= p.value() == &start[n]);
+    assert!(weights_equal);
+    // Windows longer than the model's context are refused, by name.
+    let err = GptTrainer::from_model(model, GptTrainConfig { block_size: 33, ..recipe }, &corpus(2000)).unwrap_err();
+    assert!(err.to_string().contains("block_size = 33") && err.to_string().contains("context, 32"), "{err}");
 }
