@@ -129,6 +129,7 @@ impl TextTokenizer {
 }
 
 impl TextTokenizer {
+    // ANCHOR: load_dir
     /// The tokenizer of a model folder: addmul's `tokenizer.json`, or a
     /// Hugging Face GPT-2 tokenizer (its `tokenizer.json`, else the
     /// `vocab.json` + `merges.txt` pair).
@@ -172,6 +173,7 @@ impl TextTokenizer {
                 .into(),
         })
     }
+    // ANCHOR_END: load_dir
 }
 
 impl TextTokenizer {

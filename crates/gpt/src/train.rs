@@ -447,6 +447,7 @@ impl GptTrainer {
         Self::start(model, config, tokens)
     }
 
+    // ANCHOR: from_model
     /// Training that starts from `model`'s weights (a pretrained GPT-2, say:
     /// fine-tuning). The architecture is the model's: `config`'s `n_layer`,
     /// `n_head`, `n_embd` and `bias` are set from it, and the model's dropout
@@ -471,6 +472,7 @@ impl GptTrainer {
         Self::check_data_and_memory(&config, m.vocab_size, tokens)?;
         Self::start(model, config, tokens)
     }
+    // ANCHOR_END: from_model
 
     /// Refuses token ids outside the vocabulary and a run larger than the
     /// memory available.

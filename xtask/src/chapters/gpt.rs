@@ -51,7 +51,7 @@ const PYTORCH: Record =
 /// GPT-2 small as OpenAI published it (Hugging Face's `gpt2` `config.json`):
 /// a vocabulary of 50,257, a context of 1024, 12 layers, 12 heads, 768
 /// dimensions. Chapters 2, 4 and 13 cite its size.
-fn gpt2_small() -> GptConfig {
+pub fn gpt2_small() -> GptConfig {
     GptConfig::new(50_257, 1024, 12, 12, 768)
 }
 
@@ -163,6 +163,7 @@ fn book_run(g: &mut Gen) -> Result<()> {
     g.num("ch14.book.temperature", BOOK_SAMPLE_TEMPERATURE, 1);
     let sample: Vec<u32> = (0..400).map(|_| sampler.next_token()).collect::<Result<_, _>>()?;
     g.text("ch14_book_sample.txt", &format!("the model {}", ArticleChars.decode(&sample)?))?;
+    g.book_gpt = Some(trainer.model().clone());
     Ok(())
 }
 

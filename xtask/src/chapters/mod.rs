@@ -6,6 +6,7 @@ mod blocks;
 mod embeddings;
 mod gpt;
 mod leaf_flower;
+mod real_gpt2;
 mod tokenizer;
 mod transformer;
 
@@ -21,12 +22,15 @@ pub struct Gen {
     pub dir: PathBuf,
     /// Every `{{#value}}`.
     pub values: Values,
+    /// The GPT trained on the book's text (chapter 14's generator makes it;
+    /// chapter 16's loads, measures and fine-tunes it).
+    pub book_gpt: Option<addmul::gpt::Gpt<f32>>,
 }
 
 impl Gen {
     /// A generator writing into `dir`.
     pub fn new(dir: PathBuf) -> Self {
-        Gen { dir, values: Values::default() }
+        Gen { dir, values: Values::default(), book_gpt: None }
     }
 
     /// The path of figure `name` (under `generated/figures`).
@@ -67,7 +71,7 @@ pub fn thousands(n: u64) -> String {
 /// Runs every generator.
 pub fn generate_all(g: &mut Gen) -> Result<()> {
     type Generator = fn(&mut Gen) -> Result<()>;
-    let chapters: [(&str, Generator); 7] = [
+    let chapters: [(&str, Generator); 8] = [
         ("chapters 1-2 (leaf/flower)", leaf_flower::generate),
         ("chapter 5 (embeddings)", embeddings::generate),
         ("chapters 7, 8, 13 (attention, softmax, positions)", attention::generate),
@@ -75,6 +79,7 @@ pub fn generate_all(g: &mut Gen) -> Result<()> {
         ("chapters 9-12 (residual, layer norm, dropout, multi-head)", blocks::generate),
         ("chapters 3 and 6 (text as numbers, tokenizers)", tokenizer::generate),
         ("chapter 15 (the Transformer)", transformer::generate),
+        ("chapter 16 (the real GPT-2)", real_gpt2::generate),
     ];
     for (i, (name, generate)) in chapters.iter().enumerate() {
         // The whole run takes minutes: say where it is.

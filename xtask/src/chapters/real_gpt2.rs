@@ -1,0 +1,174 @@
+//! Chapter 16 (from the book's GPT to the real GPT-2): GPT-2 small's sizes
+//! beside cpu-small's, the book's GPT saved in Hugging Face's format and
+//! loaded back through the path a `transformers` folder takes, its
+//! perplexity by the documented sliding-window recipe, a full fine-tuning
+//! run on the nursery rhymes, and what LoRA would train instead. Nothing is
+//! downloaded.
+
+use std::time::Instant;
+
+use addmul::charlm::NURSERY_RHYMES;
+use addmul::core::{ParametersExt, rng};
+use addmul::gpt::checkpoint::{load_model, model_safetensors};
+use addmul::gpt::{Gpt, GptTrainConfig, GptTrainer, perplexity};
+use addmul::lora::{AdapterSet, BaseLayers, LoraConfig};
+use addmul::plot::{LineChart, Series};
+use addmul::tokenizer::{ArticleChars, Tokenizer};
+use anyhow::{Context, Result, ensure};
+
+use super::gpt::gpt2_small;
+use super::{Gen, thousands};
+
+/// Fine-tuning steps on the rhymes.
+const FINETUNE_STEPS: u64 = 300;
+
+/// The rank and the layers of the LoRA example (PEFT's usual start for GPT-2).
+const LORA_RANK: usize = 8;
+
+pub fn generate(g: &mut Gen) -> Result<()> {
+    sizes(g);
+    let model = g.book_gpt.clone().context("chapter 14's generator trains the book's GPT first")?;
+    let reloaded = round_trip(g, &model)?;
+    book_perplexity(g, &reloaded)?;
+    finetune(g, reloaded)?;
+    lora(g)
+}
+
+/// GPT-2 small beside cpu-small.
+fn sizes(g: &mut Gen) {
+    let gpt2 = gpt2_small();
+    let small = GptTrainConfig::cpu_small().model_config(ArticleChars::VOCAB_SIZE);
+    g.values.set("ch16.gpt2.params", thousands(gpt2.num_params() as u64));
+    g.values.set("ch16.gpt2.vocab", thousands(gpt2.vocab_size as u64));
+    g.values.set("ch16.gpt2.context", thousands(gpt2.block_size as u64));
+    g.num("ch16.gpt2.layers", gpt2.n_layer as f64, 0);
+    g.num("ch16.gpt2.heads", gpt2.n_head as f64, 0);
+    g.num("ch16.gpt2.embd", gpt2.n_embd as f64, 0);
+    g.num("ch16.gpt2.times_cpu_small", gpt2.num_params() as f64 / small.num_params() as f64, 0);
+    // The output head and the embeddings are one tied matrix.
+    let embeddings = gpt2.vocab_size * gpt2.n_embd;
+    g.percent("ch16.gpt2.embedding_share", embeddings as f64 / gpt2.num_params() as f64);
+    g.num("ch16.gpt2.megabytes", gpt2.num_params() as f64 * 4.0 / 1e6, 0);
+}
+
+/// Saves the book's GPT as a Hugging Face folder and loads it back through
+/// the same code that reads a `transformers` folder.
+fn round_trip(g: &mut Gen, model: &Gpt<f32>) -> Result<Gpt<f32>> {
+    let dir = crate::project_root().join("target/tmp/book-gpt-hf");
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(dir.join("config.json"), model.config().to_hf_json())?;
+    std::fs::write(dir.join("model.safetensors"), model_safetensors(model, &dir)?)?;
+    let reloaded = load_model::<f32>(&dir)?;
+    let ids = ArticleChars.encode("the model ")?;
+    let (a, b) = (model.logits(&ids, ids.len())?, reloaded.logits(&ids, ids.len())?);
+    ensure!(a == b, "the reloaded model computes other logits");
+    g.values.set("ch16.roundtrip.same", "the same, to the last bit");
+    g.values.set("ch16.book.params", thousands(reloaded.num_params() as u64));
+    Ok(reloaded)
+}
+
+/// The last tenth of `ids`: the part a trainer holds out for validation.
+fn held_out(ids: &[u32]) -> &[u32] {
+    &ids[ids.len() - ids.len() / 10..]
+}
+
+/// Perplexity of the book's GPT on its own held-out text, at two strides.
+fn book_perplexity(g: &mut Gen, model: &Gpt<f32>) -> Result<()> {
+    let (text, _) = ArticleChars::normalize(addmul::corpus::book_text());
+    let ids = ArticleChars.encode(&text)?;
+    let held = held_out(&ids);
+    let context = model.config().block_size;
+    let full = perplexity(model, held, context)?;
+    let half = perplexity(model, held, context / 2)?;
+    g.values.set("ch16.ppl.tokens", thousands(held.len() as u64));
+    g.num("ch16.ppl.stride_full", context as f64, 0);
+    g.num("ch16.ppl.stride_half", (context / 2) as f64, 0);
+    g.num("ch16.ppl.full", full.perplexity, 2);
+    g.num("ch16.ppl.half", half.perplexity, 2);
+    g.num("ch16.ppl.full_nll", full.nll, 3);
+    g.num("ch16.ppl.half_nll", half.nll, 3);
+    g.num("ch16.ppl.vocab", ArticleChars::VOCAB_SIZE as f64, 0);
+    Ok(())
+}
+
+/// Steps between two measurements of the held-out perplexity.
+const MEASURE_EVERY: u64 = 25;
+
+/// Full fine-tuning of the book's GPT on the nursery rhymes, measuring the
+/// perplexity of the held-out rhymes as it goes.
+fn finetune(g: &mut Gen, model: Gpt<f32>) -> Result<()> {
+    let (text, _) = ArticleChars::normalize(NURSERY_RHYMES);
+    let ids = ArticleChars.encode(&text)?;
+    let held = held_out(&ids);
+    let context = model.config().block_size;
+    let stride = context / 2;
+    let before = perplexity(&model, held, stride)?.perplexity;
+    let config = GptTrainConfig {
+        max_iters: FINETUNE_STEPS,
+        lr: 3e-4,
+        min_lr: 3e-5,
+        warmup_iters: 20,
+        checkpoint_interval: 0,
+        block_size: context,
+        ..GptTrainConfig::preset("finetune")?
+    };
+    let mut trainer = GptTrainer::from_model(model, config.clone(), &ids).context("the rhymes")?;
+    let start = Instant::now();
+    let mut curve = vec![(0.0, before)];
+    for step in 1..=FINETUNE_STEPS {
+        trainer.train_step()?;
+        if step % MEASURE_EVERY == 0 {
+            curve.push((step as f64, perplexity(trainer.model(), held, stride)?.perplexity));
+        }
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    let (best_step, best) = curve.iter().copied().min_by(|a, b| a.1.total_cmp(&b.1)).context("measured")?;
+    let after = curve.last().context("measured")?.1;
+    // The chapter's prose says the perplexity fell, then rose again.
+    ensure!(best < before && after > best, "the fine-tuning curve no longer falls then rises: {curve:?}");
+    g.values.set("ch16.finetune.chars", thousands(ids.len() as u64));
+    g.values.set("ch16.finetune.held_chars", thousands(held.len() as u64));
+    g.num("ch16.finetune.steps", FINETUNE_STEPS as f64, 0);
+    g.num("ch16.finetune.every", MEASURE_EVERY as f64, 0);
+    g.num("ch16.finetune.batch", config.batch_size as f64, 0);
+    g.num("ch16.finetune.window", config.block_size as f64, 0);
+    g.values.set("ch16.finetune.lr", config.lr);
+    g.num("ch16.finetune.before", before, 2);
+    g.num("ch16.finetune.best", best, 2);
+    g.num("ch16.finetune.best_step", best_step, 0);
+    g.num("ch16.finetune.after", after, 2);
+    g.num("ch16.finetune.seconds", seconds, 1);
+    let epochs =
+        (FINETUNE_STEPS as usize * config.batch_size * config.block_size) as f64 / (ids.len() - held.len()) as f64;
+    g.num("ch16.finetune.epochs", epochs, 0);
+    LineChart::new("Fine-tuning the book's GPT on nursery rhymes", "step", "perplexity of the held-out rhymes")
+        .series(Series::new("held-out rhymes", curve))
+        .save(g.figure("ch16_finetune.svg"))?;
+    Ok(())
+}
+
+/// What LoRA at rank 8 on GPT-2 small's attention would train.
+fn lora(g: &mut Gen) -> Result<()> {
+    let gpt2 = gpt2_small();
+    let d = gpt2.n_embd;
+    let mut layers = BaseLayers::new();
+    for i in 0..gpt2.n_layer {
+        layers.insert(format!("transformer.h.{i}.attn.c_attn"), (d, 3 * d));
+        layers.insert(format!("transformer.h.{i}.attn.c_proj"), (d, d));
+        layers.insert(format!("transformer.h.{i}.mlp.c_fc"), (d, 4 * d));
+        layers.insert(format!("transformer.h.{i}.mlp.c_proj"), (4 * d, d));
+    }
+    let config = LoraConfig::new(LORA_RANK, 2.0 * LORA_RANK as f64, &["c_attn"]);
+    let adapters = AdapterSet::<f32>::new(config, &layers, &mut rng(0))?;
+    let trainable = adapters.num_params();
+    let total = gpt2.num_params();
+    g.num("ch16.lora.rank", LORA_RANK as f64, 0);
+    g.values.set("ch16.lora.trainable", thousands(trainable as u64));
+    g.num("ch16.lora.per_layer", (LORA_RANK * (d + 3 * d)) as f64, 0);
+    g.values.set("ch16.lora.c_attn_weights", thousands((d * 3 * d) as u64));
+    g.values.set("ch16.lora.percent", format!("{:.2}%", 100.0 * trainable as f64 / total as f64));
+    // AdamW keeps two numbers per trained parameter (f32).
+    g.num("ch16.lora.full_adam_mb", 2.0 * 4.0 * total as f64 / 1e6, 0);
+    g.num("ch16.lora.lora_adam_mb", 2.0 * 4.0 * trainable as f64 / 1e6, 1);
+    Ok(())
+}
