@@ -1030,6 +1030,57 @@ pub struct BenchReport {
     pub sample: Option<String>,
     /// The larger configuration's speed, if measured.
     pub large: Option<SpeedReport>,
+    /// The processor's vector instructions the matrix kernels can use
+    /// (results from machines with other ones are not comparable).
+    pub cpu_flags: Vec<String>,
+    /// The products' ceiling on this machine ([`gemm_ceiling`]).
+    pub gemm_ceiling: Ceiling,
+}
+
+/// The most a training step's products could reach on this machine: large
+/// square products through [`addmul_core::gemm`], one per worker thread at
+/// once (as a data-parallel step runs them).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Ceiling {
+    /// Threads, each multiplying its own pair of matrices.
+    pub threads: usize,
+    /// The matrices' side.
+    pub size: usize,
+    /// GFLOP/s over all threads: the median of the rounds.
+    pub gflops: f64,
+}
+
+/// Measures [`Ceiling`]: `threads` products of `size x size` f32 matrices at
+/// once, the median of five rounds after one untimed round.
+pub fn gemm_ceiling(threads: usize, size: usize) -> Ceiling {
+    use addmul_core::{Matrix, Op, gemm, parallel::run_each};
+    let a = Matrix::<f32>::from_fn(size, size, |i, j| ((i * 7 + j * 13) % 17) as f32 / 17.0 - 0.5);
+    let round = || {
+        let t = Instant::now();
+        run_each(vec![(); threads], |()| {
+            let mut c = Matrix::<f32>::zeros(size, size);
+            gemm(1.0, &a, Op::N, &a, Op::N, 0.0, &mut c).expect("square matrices of one size");
+            c[(0, 0)]
+        });
+        t.elapsed().as_secs_f64()
+    };
+    round();
+    let seconds = Percentiles::new((0..5).map(|_| round()).collect()).median();
+    let flops = 2.0 * (size as f64).powi(3) * threads as f64;
+    Ceiling { threads, size, gflops: flops / seconds / 1e9 }
+}
+
+/// The vector-instruction flags of `/proc/cpuinfo` that matter to the matrix
+/// kernels (none where it cannot be read).
+fn cpu_flags() -> Vec<String> {
+    const WANTED: [&str; 7] = ["sse4_2", "avx", "avx2", "fma", "avx512f", "avx512vl", "avx512bw"];
+    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let flags: Vec<&str> = info
+        .lines()
+        .find(|l| l.starts_with("flags"))
+        .and_then(|l| l.split_once(':'))
+        .map_or(Vec::new(), |(_, f)| f.split_whitespace().collect());
+    WANTED.iter().filter(|w| flags.contains(w)).map(|w| w.to_string()).collect()
 }
 
 /// CPU seconds used by the whole machine (busy) and by this process, from
@@ -1254,12 +1305,13 @@ fn bench_large(
 fn bench_summary(report: &BenchReport) -> String {
     let c = &report.cpu_small;
     format!(
-        "cpu-small: median {:.1} ms per step (p10 {:.1}, p90 {:.1}), {:.0} tokens/s, {:.1} GFLOP/s; final validation loss {:.4}; other processes used {:.0}% of the machine",
+        "cpu-small: median {:.1} ms per step (p10 {:.1}, p90 {:.1}), {:.0} tokens/s, {:.1} GFLOP/s ({:.0}% of the products' ceiling); final validation loss {:.4}; other processes used {:.0}% of the machine",
         c.median_ms,
         c.p10_ms,
         c.p90_ms,
         c.tokens_per_s,
         c.gflops,
+        100.0 * c.gflops / report.gemm_ceiling.gflops,
         report.evals.iter().flatten().last().map_or(f64::NAN, |e| e.val_loss),
         100.0 * c.other_load
     )
@@ -1285,6 +1337,13 @@ pub fn bench(options: &BenchOptions, mut say: impl FnMut(&str)) -> Result<BenchR
     let cpu_small = bench_cpu_small(options, vocab, &ids, &mut say)?;
     let sampling = bench_sampling(cpu_small.trainer.model(), &tokenizer, options.sample_tokens, &mut say)?;
     let large = (options.large_iters > 0).then(|| bench_large(large_config, vocab, &ids, &mut say)).transpose()?;
+    let ceiling = gemm_ceiling(cpu_small.trainer.threads(), 1024);
+    say(&format!(
+        "the products' ceiling: {:.1} GFLOP/s ({} products of {s} x {s} matrices at once)",
+        ceiling.gflops,
+        ceiling.threads,
+        s = ceiling.size
+    ));
     // Quality figures of the offline fallback are not recorded: they would
     // read as tinyshakespeare's.
     let quality = corpus.source != corpus::Source::Embedded;
@@ -1303,6 +1362,8 @@ pub fn bench(options: &BenchOptions, mut say: impl FnMut(&str)) -> Result<BenchR
         sample_rounds: sampling.rounds,
         sample: quality.then_some(sampling.sample),
         large,
+        cpu_flags: cpu_flags(),
+        gemm_ceiling: ceiling,
     };
     say(&bench_summary(&report));
     if !quality {

@@ -840,6 +840,11 @@ fn bench_runs_small_and_writes_its_report() {
     let config: addmul::gpt::GptTrainConfig = serde_json::from_value(r["config"].clone()).unwrap();
     assert_eq!((config.max_iters, config.n_layer), (2, addmul::gpt::GptTrainConfig::cpu_small().n_layer));
     assert!(r["cpu"].as_str().unwrap().ends_with("cores"), "{}", r["cpu"]);
+    // The products' ceiling, and what the kernels can use, beside the speeds.
+    assert_eq!((r["gemm_ceiling"]["threads"].as_u64(), r["gemm_ceiling"]["size"].as_u64()), (Some(2), Some(1024)));
+    assert!(r["gemm_ceiling"]["gflops"].as_f64().unwrap() > 0.0);
+    assert!(r["cpu_flags"].is_array());
+    assert!(ran.said("of the products' ceiling"), "{:?}", ran.said);
 }
 
 #[test]
