@@ -253,6 +253,21 @@ impl<T: Float> Gpt<T> {
         self.head(&cache.h_f)
     }
 
+    /// Where every head of every block looks, for one sequence `ids`
+    /// (evaluation: no dropout): `maps[block][head]` is `[T, T]`, column `j`
+    /// holding query `j`'s weights over the keys (zero on the future).
+    ///
+    /// # Errors
+    /// As [`Gpt::logits`].
+    pub fn attention_maps(&self, ids: &[TokenId]) -> Result<Vec<Vec<Matrix<T>>>> {
+        let cache = self.forward_hidden(ids, ids.len(), None)?;
+        Ok(cache
+            .blocks
+            .iter()
+            .map(|block| (0..self.config.n_head).map(|head| block.attn.inner().weights(0, head)).collect())
+            .collect())
+    }
+
     /// The mean cross-entropy of the batch (evaluation: no dropout, no
     /// gradients).
     ///

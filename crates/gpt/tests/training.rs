@@ -321,3 +321,17 @@ fn training_from_a_model_keeps_its_architecture_and_its_weights_to_start() {
     let err = GptTrainer::from_model(model, GptTrainConfig { block_size: 33, ..recipe }, &corpus(2000)).unwrap_err();
     assert!(err.to_string().contains("block_size = 33") && err.to_string().contains("context, 32"), "{err}");
 }
+
+#[test]
+fn attention_maps_are_causal_distributions_for_every_head() {
+    let model = Gpt::<f64>::new(GptConfig::new(10, 8, 2, 2, 8), &mut rng(4)).unwrap();
+    let maps = model.attention_maps(&[1, 2, 3, 4, 5]).unwrap();
+    assert_eq!((maps.len(), maps[0].len()), (2, 2));
+    for w in maps.iter().flatten() {
+        assert_eq!(w.shape(), (5, 5));
+        for q in 0..5 {
+            assert!((w.column(q).sum() - 1.0).abs() < 1e-12, "query {q} sums to {}", w.column(q).sum());
+            assert!((q + 1..5).all(|k| w[(k, q)] == 0.0), "query {q} sees the future");
+        }
+    }
+}

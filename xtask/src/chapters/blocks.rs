@@ -6,8 +6,8 @@ use addmul::demos::{DepthConfig, residual_depth};
 use addmul::dropout::Dropout;
 use addmul::layernorm::LayerNorm;
 use addmul::multihead::{KvCache, MultiHeadConfig};
-use addmul::plot::{LineChart, Series, SeriesLabelPosition};
-use anyhow::Result;
+use addmul::plot::{Heatmap, LineChart, Series, SeriesLabelPosition};
+use anyhow::{Context, Result};
 
 use super::Gen;
 
@@ -122,5 +122,42 @@ fn multihead(g: &mut Gen) -> Result<()> {
         worst = worst.max(f64::from(err));
     }
     g.values.set("ch12.decode.worst_rel_error", format!("{worst:.1e}"));
+    heads_of_the_book_gpt(g)
+}
+
+/// Every head of the book's GPT (chapter 14) reading one sentence: the last
+/// block's heads, side by side, each its own heatmap.
+fn heads_of_the_book_gpt(g: &mut Gen) -> Result<()> {
+    use addmul::tokenizer::{ArticleChars, Tokenizer};
+    let model = g.book_gpt.as_ref().context("chapter 14's generator trains the book's GPT first")?;
+    let sentence = "the cat sat on the mat";
+    let ids = ArticleChars.encode(sentence)?;
+    let maps = model.attention_maps(&ids)?;
+    let last = maps.len() - 1;
+    let labels: Vec<String> =
+        sentence.chars().map(|c| if c == ' ' { "␣".to_string() } else { c.to_string() }).collect();
+    for (head, w) in maps[last].iter().enumerate() {
+        // Rows = queries, columns = keys, as chapter 7's figures.
+        let rows: Vec<Vec<f64>> =
+            (0..w.ncols()).map(|q| (0..w.nrows()).map(|k| f64::from(w[(k, q)])).collect()).collect();
+        Heatmap::new(format!("Block {}, head {}", last + 1, head + 1), rows)
+            .labels(labels.clone(), labels.clone())
+            .axes("key (the character looked at)", "query (the character looking)")
+            .range(0.0, 1.0)
+            .save(g.figure(&format!("ch12_head_{}.svg", head + 1)))?;
+    }
+    // How far back each head looks, on average: the weighted distance.
+    let reach: Vec<f64> = maps[last]
+        .iter()
+        .map(|w| {
+            let n = w.ncols();
+            let total: f64 = (0..n).map(|q| (0..=q).map(|k| f64::from(w[(k, q)]) * (q - k) as f64).sum::<f64>()).sum();
+            total / n as f64
+        })
+        .collect();
+    g.values.set("ch12.book.sentence", sentence);
+    g.num("ch12.book.block", (last + 1) as f64, 0);
+    g.num("ch12.book.heads", maps[last].len() as f64, 0);
+    g.values.set("ch12.book.reach", fmt_list(reach.iter().copied(), 1));
     Ok(())
 }

@@ -12,7 +12,7 @@ use addmul::core::{ParametersExt, rng};
 use addmul::gpt::checkpoint::{load_model, model_safetensors};
 use addmul::gpt::{Gpt, GptTrainConfig, GptTrainer, perplexity};
 use addmul::lora::{AdapterSet, BaseLayers, LoraConfig};
-use addmul::plot::{LineChart, Series};
+use addmul::plot::{LineChart, Series, SeriesLabelPosition};
 use addmul::tokenizer::{ArticleChars, Tokenizer};
 use anyhow::{Context, Result, ensure};
 
@@ -143,6 +143,7 @@ fn finetune(g: &mut Gen, model: Gpt<f32>) -> Result<()> {
     g.num("ch16.finetune.epochs", epochs, 0);
     LineChart::new("Fine-tuning the book's GPT on nursery rhymes", "step", "perplexity of the held-out rhymes")
         .series(Series::new("held-out rhymes", curve))
+        .legend_at(SeriesLabelPosition::LowerRight)
         .save(g.figure("ch16_finetune.svg"))?;
     Ok(())
 }
