@@ -3,7 +3,7 @@
 use addmul::attention::Attention;
 use addmul::core::{Init, Matrix, rng};
 use addmul::nn::Linear;
-use addmul::plot::Heatmap;
+use addmul::plot::{Heatmap, LineChart, Series, SeriesLabelPosition};
 use addmul::posenc::{Rope, sinusoidal};
 use addmul::softmax::{cross_entropy, softmax};
 use anyhow::Result;
@@ -100,6 +100,18 @@ fn softmax_chapter(g: &mut Gen) -> Result<()> {
         g.values.set(key, fmt_list(softmax(&scores.map(|v| v / t)).iter().copied(), 4));
         g.values.set(&format!("{key}_t"), t);
     }
+    // The three probabilities as the temperature goes from a tenth to ten.
+    let temperatures: Vec<f64> = (0..=40).map(|i| 10f64.powf(-1.0 + i as f64 / 20.0)).collect();
+    let mut chart =
+        LineChart::new("Softmax of the scores [2, 1, 0.1] at every temperature", "temperature", "probability")
+            .log_x()
+            .legend_at(SeriesLabelPosition::MiddleRight);
+    for (i, score) in scores.iter().enumerate() {
+        let points = temperatures.iter().map(|&t| (t, softmax(&scores.map(|v| v / t))[i])).collect();
+        chart = chart.series(Series::new(format!("score {score}"), points));
+    }
+    chart.save(g.figure("ch08_temperature.svg"))?;
+    g.num("ch08.temperature.uniform", 1.0 / scores.len() as f64, 3);
     Ok(())
 }
 

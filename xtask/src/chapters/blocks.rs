@@ -53,7 +53,55 @@ fn residual(g: &mut Gen) -> Result<()> {
     Ok(())
 }
 
+/// The features of a few tokens of the book's GPT before and after a layer
+/// norm (without its gain and bias): a histogram of each.
+fn layer_norm_of_the_book_gpt(g: &mut Gen) -> Result<()> {
+    use addmul::tokenizer::{ArticleChars, Tokenizer};
+    let model = g.book_gpt.as_ref().context("chapter 14's generator trains the book's GPT first")?;
+    let word = "layer";
+    let ids: Vec<usize> = ArticleChars.encode(word)?.into_iter().map(|i| i as usize).collect();
+    let x = model.wte().forward(&ids)?.map(f64::from);
+    let (y, _) = LayerNorm::new(x.nrows()).forward(&x)?;
+    // Counts in bins a quarter wide, as lines (one point per bin centre).
+    let histogram = |m: &Matrix<f64>, scale: f64| -> Vec<(f64, f64)> {
+        let width = 0.25;
+        (-16..16)
+            .map(|b| {
+                let (lo, hi) = (b as f64 * width, (b + 1) as f64 * width);
+                let n = m.iter().filter(|v| (lo..hi).contains(&(*v * scale))).count();
+                (lo + width / 2.0, n as f64)
+            })
+            .collect()
+    };
+    let std = |m: &Matrix<f64>| {
+        let mean = m.mean();
+        (m.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / m.len() as f64).sqrt()
+    };
+    // The embeddings are small numbers: draw them 1/std larger, on the same axis.
+    let (sx, sy) = (std(&x), std(&y));
+    LineChart::new(
+        format!("The features of \"{word}\": embeddings (scaled by 1/{sx:.3}) and after layer norm"),
+        "feature value",
+        "features in the bin",
+    )
+    .series(Series::new(format!("embeddings × {:.0}", 1.0 / sx), histogram(&x, 1.0 / sx)))
+    .series(Series::new("after layer norm", histogram(&y, 1.0)))
+    .save(g.figure("ch10_features.svg"))?;
+    g.values.set("ch10.book.word", word);
+    g.num("ch10.book.features", (x.nrows() * x.ncols()) as f64, 0);
+    g.num("ch10.book.dim", x.nrows() as f64, 0);
+    g.num("ch10.book.mean_before", x.mean(), 4);
+    g.num("ch10.book.std_before", sx, 4);
+    g.num("ch10.book.std_after", sy, 4);
+    g.num("ch10.book.scale", 1.0 / sx, 0);
+    let column_means: Vec<f64> = (0..y.ncols()).map(|c| y.column(c).mean()).collect();
+    g.values
+        .set("ch10.book.max_mean_after", format!("{:.0e}", column_means.iter().map(|m| m.abs()).fold(0.0, f64::max)));
+    Ok(())
+}
+
 fn layer_norm(g: &mut Gen) -> Result<()> {
+    layer_norm_of_the_book_gpt(g)?;
     let x = Matrix::from_column_slice(4, 1, &[1.0f64, 2.0, 3.0, 4.0]);
     let (y, _) = LayerNorm::new(4).forward(&x)?;
     g.values.set("ch10.example.output", fmt_list(y.iter().copied(), 4));
