@@ -139,6 +139,35 @@ fn dropout(g: &mut Gen) -> Result<()> {
     let classic = Dropout::classic(0.3)?;
     g.num("ch11.mean.classic", mean(&classic), 4);
     g.num("ch11.mean.classic_eval", classic.eval(&ones).sum() / n as f64, 1);
+    dropout_masks(g)
+}
+
+/// One layer's outputs for a batch (features x tokens) through inverted
+/// dropout at two training steps: each step draws its own mask.
+fn dropout_masks(g: &mut Gen) -> Result<()> {
+    let (features, tokens, p) = (16, 12, 0.5);
+    let x = Init::Uniform { bound: 1.0 }.matrix::<f64>(features, tokens, &mut rng(3)).map(|v| (v + 1.0) / 2.0);
+    let d = Dropout::new(p)?;
+    let rows =
+        |m: &Matrix<f64>| -> Vec<Vec<f64>> { (0..m.nrows()).map(|r| m.row(r).iter().copied().collect()).collect() };
+    let hi = 1.0 / (1.0 - p);
+    Heatmap::new("A layer's outputs (features x tokens), as the next layer would get them", rows(&x))
+        .axes("token", "feature")
+        .range(0.0, hi)
+        .save(g.figure("ch11_outputs.svg"))?;
+    let mut step_rng = rng(5);
+    for step in 1..=2 {
+        let (y, _) = d.train(&x, &mut step_rng);
+        Heatmap::new(format!("Training step {step}: inverted dropout, p = {p}"), rows(&y))
+            .axes("token", "feature")
+            .range(0.0, hi)
+            .save(g.figure(&format!("ch11_step_{step}.svg")))?;
+        let dropped = y.iter().filter(|v| **v == 0.0).count();
+        g.num(&format!("ch11.mask.step{step}.dropped"), dropped as f64, 0);
+    }
+    g.num("ch11.mask.cells", (features * tokens) as f64, 0);
+    g.num("ch11.mask.p", p, 1);
+    g.num("ch11.mask.scale", hi, 0);
     Ok(())
 }
 
