@@ -155,7 +155,7 @@ mod tests {
 
     #[test]
     fn a_missing_anchor_fails_the_check() {
-        let root = std::env::temp_dir().join(format!("xtask-check-{}", std::process::id()));
+        let root = crate::project_root().join("target/tmp").join(format!("xtask-check-{}", std::process::id()));
         let dir = root.join("book/src");
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("code.rs"), "// ANCHOR: here\nfn f() {}\n// ANCHOR_END: here\n").unwrap();
@@ -169,7 +169,7 @@ mod tests {
 
     #[test]
     fn a_typed_number_fails_the_check() {
-        let root = std::env::temp_dir().join(format!("xtask-check-numbers-{}", std::process::id()));
+        let root = crate::project_root().join("target/tmp").join(format!("xtask-check-numbers-{}", std::process::id()));
         let dir = root.join("book/src");
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("ch01.md"), "Founded in 1999.\n").unwrap();
