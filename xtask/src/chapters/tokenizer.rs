@@ -27,6 +27,38 @@ use super::Gen;
 pub fn generate(g: &mut Gen) -> Result<()> {
     chapter3(g).context("chapter 3")?;
     chapter6(g).context("chapter 6")?;
+    vocabulary_sizes(g).context("chapter 6's vocabulary sizes")?;
+    Ok(())
+}
+
+/// How long the book's own text is in tokens as the BPE vocabulary grows:
+/// every merge makes the text shorter, by less and less.
+fn vocabulary_sizes(g: &mut Gen) -> Result<()> {
+    let text = addmul::corpus::book_text();
+    let sizes = [256usize, 320, 384, 512, 768, 1024, 1536, 2048, 3072, 4096];
+    let mut points = Vec::new();
+    let mut learned = 0;
+    for &size in &sizes {
+        let bpe = BpeTrainer::new(size).pattern(Some(Pattern::Gpt2)).train(text)?;
+        let tokens = bpe.encode_ordinary(text)?.len();
+        points.push((size as f64, tokens as f64 / text.len() as f64));
+        learned = bpe.vocab_size();
+    }
+    // Merges never cross the pieces GPT-2's pre-splitting makes: the fewest
+    // tokens a text can take is one per piece.
+    let pieces = addmul::tokenizer::split(&Pattern::Gpt2, text)?.len();
+    g.values.set("ch06.sizes.learned", super::thousands(learned as u64));
+    g.num("ch06.sizes.pieces_per_byte", pieces as f64 / text.len() as f64, 3);
+    LineChart::new("This book's text in BPE tokens, by vocabulary size", "vocabulary size", "tokens per byte")
+        .log_x()
+        .series(Series::new("byte-level BPE, GPT-2 pre-splitting", points.clone()))
+        .save(g.figure("ch06_vocabulary_sizes.svg"))?;
+    let (small, large) = (3, sizes.len() - 1);
+    g.values.set("ch06.sizes.bytes", super::thousands(text.len() as u64));
+    g.num("ch06.sizes.small", sizes[small] as f64, 0);
+    g.num("ch06.sizes.at_small", points[small].1, 3);
+    g.num("ch06.sizes.large", sizes[large] as f64, 0);
+    g.num("ch06.sizes.at_large", points[large].1, 3);
     Ok(())
 }
 
