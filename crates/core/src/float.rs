@@ -234,3 +234,42 @@ pub fn exp_f32(x: f32) -> f32 {
 pub fn cast<T: Float>(x: f64) -> T {
     T::of(x)
 }
+
+/// An IEEE half-precision number (`float16`, as safetensors stores `F16`),
+/// exactly, as `f32`.
+pub fn f16_to_f32(h: u16) -> f32 {
+    let sign = if h & 0x8000 != 0 { -1.0 } else { 1.0 };
+    let exponent = i32::from((h >> 10) & 0x1f);
+    let fraction = f32::from(h & 0x3ff);
+    sign * match exponent {
+        0 => fraction * 2f32.powi(-24),               // subnormal
+        31 if fraction == 0.0 => f32::INFINITY,       // infinity
+        31 => f32::NAN,                               // not a number
+        e => (1024.0 + fraction) * 2f32.powi(e - 25), // normal: 1.fraction × 2^(e-15)
+    }
+}
+
+/// A `bfloat16` (the top half of a float32's bits), exactly, as `f32`.
+pub fn bf16_to_f32(h: u16) -> f32 {
+    f32::from_bits(u32::from(h) << 16)
+}
+
+#[cfg(test)]
+mod half_tests {
+    use super::*;
+
+    #[test]
+    fn half_precision_is_widened_exactly() {
+        assert_eq!(f16_to_f32(0x3c00), 1.0);
+        assert_eq!(f16_to_f32(0xc000), -2.0);
+        assert_eq!(f16_to_f32(0x3555), 0.333_251_95);
+        assert_eq!(f16_to_f32(0x7bff), 65504.0);
+        assert_eq!(f16_to_f32(0x0001), 2f32.powi(-24));
+        assert_eq!(f16_to_f32(0x8000), 0.0);
+        assert!(f16_to_f32(0x8000).is_sign_negative());
+        assert_eq!(f16_to_f32(0x7c00), f32::INFINITY);
+        assert!(f16_to_f32(0x7e00).is_nan());
+        assert_eq!(bf16_to_f32(0x3f80), 1.0);
+        assert_eq!(bf16_to_f32(0xc040), -3.0);
+    }
+}

@@ -50,7 +50,7 @@ mod param;
 pub mod reduce;
 
 pub use error::{Error, Result};
-pub use float::{Float, cast, exp_f32, tanh_f32};
+pub use float::{Float, bf16_to_f32, cast, exp_f32, f16_to_f32, tanh_f32};
 pub use gradcheck::{GradCheck, GradReport};
 pub use init::{Init, Rng, RngState, rng};
 pub use layer::Layer;

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
-use addmul_core::{Float, Matrix, Parameters};
+use addmul_core::{Float, Matrix, Parameters, bf16_to_f32, f16_to_f32};
 use safetensors::SafeTensors;
 use safetensors::tensor::{Dtype, TensorView};
 
@@ -204,23 +204,9 @@ impl Stored {
         match self {
             Stored::F32 => f64::from(f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
             Stored::F64 => f64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]),
-            // bfloat16 is the top half of a float32.
-            Stored::Bf16 => f64::from(f32::from_bits(u32::from(u16::from_le_bytes([b[0], b[1]])) << 16)),
-            Stored::F16 => f16_to_f64(u16::from_le_bytes([b[0], b[1]])),
+            Stored::Bf16 => f64::from(bf16_to_f32(u16::from_le_bytes([b[0], b[1]]))),
+            Stored::F16 => f64::from(f16_to_f32(u16::from_le_bytes([b[0], b[1]]))),
         }
-    }
-}
-
-/// An IEEE half-precision number's value.
-fn f16_to_f64(h: u16) -> f64 {
-    let sign = if h & 0x8000 != 0 { -1.0 } else { 1.0 };
-    let exponent = i32::from((h >> 10) & 0x1f);
-    let fraction = f64::from(h & 0x3ff);
-    sign * match exponent {
-        0 => fraction * 2f64.powi(-24),                     // subnormal
-        31 if fraction == 0.0 => f64::INFINITY,             // infinity
-        31 => f64::NAN,                                     // not a number
-        e => (1.0 + fraction / 1024.0) * 2f64.powi(e - 15), // normal
     }
 }
 

@@ -51,7 +51,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::path::Path;
 
-use addmul_core::{Float, Matrix, Param, Parameters, Rng, visit_child, visit_child_mut};
+use addmul_core::{Float, Matrix, Param, Parameters, Rng, bf16_to_f32, f16_to_f32, visit_child, visit_child_mut};
 use safetensors::SafeTensors;
 use safetensors::tensor::{Dtype, TensorView};
 use serde_json::{Map, Value, json};
@@ -568,10 +568,7 @@ fn decode<T: Float>(view: &TensorView<'_>, name: &str, path: &Path) -> Result<Ve
         Dtype::F32 => data.chunks_exact(4).map(|c| f64::from(f32::from_le_bytes([c[0], c[1], c[2], c[3]]))).collect(),
         Dtype::F64 => data.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().expect("chunks of 8"))).collect(),
         Dtype::F16 => data.chunks_exact(2).map(|c| f64::from(f16_to_f32(u16::from_le_bytes([c[0], c[1]])))).collect(),
-        Dtype::BF16 => data
-            .chunks_exact(2)
-            .map(|c| f64::from(f32::from_bits(u32::from(u16::from_le_bytes([c[0], c[1]])) << 16)))
-            .collect(),
+        Dtype::BF16 => data.chunks_exact(2).map(|c| f64::from(bf16_to_f32(u16::from_le_bytes([c[0], c[1]])))).collect(),
         other => {
             return Err(LoraError::Dtype {
                 path: path.to_path_buf(),
@@ -586,35 +583,9 @@ fn decode<T: Float>(view: &TensorView<'_>, name: &str, path: &Path) -> Result<Ve
     Ok(values.into_iter().map(T::of).collect())
 }
 
-/// An IEEE half-precision number, exactly, as `f32`.
-fn f16_to_f32(h: u16) -> f32 {
-    let sign = if h & 0x8000 != 0 { -1.0 } else { 1.0 };
-    let exponent = i32::from((h >> 10) & 0x1f);
-    let fraction = f32::from(h & 0x3ff);
-    sign * match exponent {
-        0 => fraction * 2f32.powi(-24),               // subnormal
-        31 if fraction == 0.0 => f32::INFINITY,       // infinity
-        31 => f32::NAN,                               // not a number
-        e => (1024.0 + fraction) * 2f32.powi(e - 25), // normal: 1.fraction × 2^(e-15)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn half_precision_is_widened_exactly() {
-        assert_eq!(f16_to_f32(0x3c00), 1.0);
-        assert_eq!(f16_to_f32(0xc000), -2.0);
-        assert_eq!(f16_to_f32(0x3555), 0.333_251_95);
-        assert_eq!(f16_to_f32(0x7bff), 65504.0);
-        assert_eq!(f16_to_f32(0x0001), 2f32.powi(-24));
-        assert_eq!(f16_to_f32(0x8000), 0.0);
-        assert!(f16_to_f32(0x8000).is_sign_negative());
-        assert_eq!(f16_to_f32(0x7c00), f32::INFINITY);
-        assert!(f16_to_f32(0x7e00).is_nan());
-    }
 
     #[test]
     fn tensor_names_split_back_into_layers() {
