@@ -92,6 +92,13 @@ pub fn generate(g: &mut Gen) -> Result<()> {
     g.num("ch05.book.best_val_loss", best, 2);
     g.num("ch05.book.tokens_seen", (book_run.n_train * book_config.epochs) as f64, 0);
     g.num("ch05.book.params", book_run.model.num_params() as f64, 0);
+    g.book_mlp_curve = book_run
+        .history
+        .epochs
+        .iter()
+        .enumerate()
+        .filter_map(|(i, e)| Some((((i + 1) * book_run.n_train) as f64, e.val_loss?)))
+        .collect();
 
     // What the letters' vectors learned: nearest neighbours and similarities.
     let ids: Vec<(char, usize)> = "abcdefghijklmnopqrstuvwxyz .,"

@@ -164,6 +164,19 @@ fn book_run(g: &mut Gen) -> Result<()> {
     let sample: Vec<u32> = (0..400).map(|_| sampler.next_token()).collect::<Result<_, _>>()?;
     g.text("ch14_book_sample.txt", &format!("the model {}", ArticleChars.decode(&sample)?))?;
     g.book_gpt = Some(trainer.model().clone());
+    // Chapter 4: both models on the same text, by training examples seen.
+    let per_step = (config.batch_size * config.block_size) as f64;
+    LineChart::new(
+        "Two models learning this book's text",
+        "training examples seen",
+        "validation loss (nats per character)",
+    )
+    .series(Series::new("the 12-character network (chapters 3 and 5)", g.book_mlp_curve.clone()))
+    .series(Series::new(
+        "the GPT (cpu-small, chapter 14)",
+        evals.iter().filter(|e| e.step > 0).map(|e| (e.step as f64 * per_step, e.val_loss)).collect(),
+    ))
+    .save(g.figure("ch04_two_models.svg"))?;
     Ok(())
 }
 

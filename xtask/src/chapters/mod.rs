@@ -25,12 +25,15 @@ pub struct Gen {
     /// The GPT trained on the book's text (chapter 14's generator makes it;
     /// chapter 16's loads, measures and fine-tunes it).
     pub book_gpt: Option<addmul::gpt::Gpt<f32>>,
+    /// Chapter 5's network on the book's text: validation loss by training
+    /// examples seen (chapter 4 draws it beside the GPT's).
+    pub book_mlp_curve: Vec<(f64, f64)>,
 }
 
 impl Gen {
     /// A generator writing into `dir`.
     pub fn new(dir: PathBuf) -> Self {
-        Gen { dir, values: Values::default(), book_gpt: None }
+        Gen { dir, values: Values::default(), book_gpt: None, book_mlp_curve: Vec::new() }
     }
 
     /// The path of figure `name` (under `generated/figures`).
