@@ -111,64 +111,6 @@ pub fn read_tensors<T: Float>(bytes: &[u8], path: &Path) -> Result<Tensors<T>> {
     Ok(out)
 }
 
-/// Fills every parameter of `model` from `tensors` by name.
-///
-/// Tensors that the model does not have are an error, except the ones
-/// Hugging Face files carry for their own reasons (the causal-mask buffers
-/// `*.attn.bias` / `*.attn.masked_bias` of old files, an `lm_head.weight`
-/// equal to `transformer.wte.weight`) and all-zero biases of a model built
-/// without biases.
-///
-/// # Errors
-/// [`GptError::Checkpoint`] naming the first missing tensor, unexpected
-/// tensor, shape mismatch, or non-finite value.
-pub fn load_into<T: Float>(model: &mut dyn Parameters<T>, mut tensors: Tensors<T>, path: &Path) -> Result<()> {
-    let mut error = None;
-    // A separate output head must be a copy of the embeddings: addmul's head
-    // is tied to them (as GPT-2's is), and using wte for a different
-    // `lm_head.weight` would silently give other logits.
-    if let (Some((head_shape, head)), Some((wte_shape, wte))) =
-        (tensors.get("lm_head.weight"), tensors.get("transformer.wte.weight"))
-        && (head_shape != wte_shape || head != wte)
-    {
-        return Err(GptError::checkpoint(
-            path,
-            "tensor lm_head.weight differs from transformer.wte.weight: the output head is not tied to the \
-             embeddings (tie_word_embeddings = false), which addmul's GPT does not support",
-        ));
-    }
-    model.visit_mut(&mut |name, p| {
-        if error.is_some() {
-            return;
-        }
-        error = match tensors.remove(name) {
-            None => Some(format!("tensor {name} is missing")),
-            Some((shape, _)) if shape != p.row_major_shape() => {
-                Some(format!("tensor {name} has shape {shape:?}; the model's config needs {:?}", p.row_major_shape()))
-            }
-            Some((_, m)) if m.iter().any(|v| !v.as_f64().is_finite()) => {
-                let (at, v) = m.iter().enumerate().find(|(_, v)| !v.as_f64().is_finite()).expect("found above");
-                Some(format!("tensor {name} holds {} at element {at}: the weights are damaged", v.as_f64()))
-            }
-            Some((_, m)) => p.load(&m).err().map(|e| e.to_string()),
-        };
-    });
-    if let Some(problem) = error {
-        return Err(GptError::checkpoint(path, problem));
-    }
-    for (name, (_, m)) in tensors {
-        let hf_buffer = name.ends_with(".attn.bias") || name.ends_with(".attn.masked_bias") || name == "lm_head.weight";
-        let zero_bias = name.ends_with(".bias") && m.iter().all(|v| *v == T::zero());
-        if !(hf_buffer || zero_bias) {
-            return Err(GptError::checkpoint(
-                path,
-                format!("tensor {name} does not belong to a model of this configuration"),
-            ));
-        }
-    }
-    Ok(())
-}
-
 // --- streaming a model's weights in -----------------------------------------
 
 /// The element types a weights file may hold; 16-bit ones are widened.
@@ -315,9 +257,12 @@ fn stream<R: Read + Seek>(
 /// a tensor is held (a 1 MiB buffer at a time), so loading needs little more
 /// memory than the model. F16 and BF16 tensors are widened.
 ///
-/// The same rules as [`load_into`]: every parameter present with its shape
-/// and finite values; extra tensors only Hugging Face's buffers, an
-/// `lm_head.weight` equal to `transformer.wte.weight`, or all-zero biases.
+/// Every parameter must be present, with its shape and finite values. Extra
+/// tensors are an error, except the ones Hugging Face files carry for their
+/// own reasons (the causal-mask buffers `*.attn.bias` / `*.attn.masked_bias`
+/// of old files, an `lm_head.weight` equal to `transformer.wte.weight`: a
+/// different one would be an untied head, which addmul's GPT does not have)
+/// and all-zero biases of a model built without biases.
 ///
 /// # Errors
 /// [`GptError::Checkpoint`] naming the first problem and the file;

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use addmul_core::rng;
 use addmul_gpt::checkpoint::{load_model, model_from_bytes};
-use addmul_gpt::safetensors_io::{load_into, read_tensors};
+use addmul_gpt::safetensors_io::load_stream_into;
 use addmul_gpt::{Gpt, GptConfig, GptError};
 
 const SEQ: usize = 8;
@@ -48,7 +48,9 @@ fn error_against(model: &Gpt<f32>, name: &str) -> f64 {
 fn with_config(name: &str, config: GptConfig) -> Gpt<f32> {
     let mut model = Gpt::<f32>::new(config, &mut rng(0)).unwrap();
     let path = variant(name).join("model.safetensors");
-    load_into(&mut model, read_tensors(&std::fs::read(&path).unwrap(), &path).unwrap(), &path).unwrap();
+    let mut file = std::fs::File::open(&path).unwrap();
+    let len = file.metadata().unwrap().len();
+    load_stream_into(&mut model, &mut file, len, &path).unwrap();
     model
 }
 

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use addmul_core::{Parameters, ParametersExt, rng};
-use addmul_gpt::safetensors_io::{Tensors, load_into, read_tensors};
+use addmul_gpt::safetensors_io::{Tensors, load_stream_into, read_tensors};
 use addmul_gpt::{Batch, Gpt, GptConfig};
 use addmul_train::{AdamW, AdamWConfig, Optimizer};
 
@@ -60,8 +60,9 @@ fn model() -> Gpt<f32> {
     );
     let mut model = Gpt::<f32>::new(config, &mut rng(0)).unwrap();
     let path = fixture("model.safetensors");
-    let tensors = read_tensors(&std::fs::read(&path).unwrap(), &path).unwrap();
-    load_into(&mut model, tensors, &path).unwrap();
+    let mut file = std::fs::File::open(&path).unwrap();
+    let len = file.metadata().unwrap().len();
+    load_stream_into(&mut model, &mut file, len, &path).unwrap();
     model
 }
 
