@@ -132,6 +132,9 @@ pub struct TrainOptions {
     /// or a Hugging Face GPT-2 folder) with its tokenizer, instead of a new
     /// model; its architecture replaces the configuration's.
     pub base: Option<PathBuf>,
+    /// Fine-tune with low-rank adapters on the frozen `base` (LoRA) instead
+    /// of every weight.
+    pub lora: Option<crate::adapters::LoraOptions>,
     /// What the user chose rather than left to the preset and the defaults:
     /// configuration keys (by a file, `--set` or a named flag, as
     /// [`train_config_given`] returns them), and `--tokenizer` and
@@ -370,6 +373,11 @@ fn finetune_config(options: &TrainOptions, model: &addmul_gpt::GptConfig) -> Res
     if !chose("dropout") {
         config.dropout = model.dropout;
     }
+    // Adapters start at zero and hold few numbers: they take larger steps
+    // than the pretrained weights would bear.
+    if options.lora.is_some() && !chose("lr") {
+        (config.lr, config.min_lr) = (1e-3, 1e-4);
+    }
     if !chose("block_size") {
         config.block_size = config.block_size.min(model.block_size);
     }
@@ -404,11 +412,12 @@ fn available_bytes(_: &Path) -> Option<u64> {
     None
 }
 
-/// The bytes of one checkpoint of a model of `params` parameters: the
-/// weights and AdamW's two moments in f32, plus `extra` bytes of other
-/// files (the tokenizer) and a few KiB of configuration and state.
-pub fn checkpoint_bytes(params: usize, extra: usize) -> u64 {
-    3 * 4 * params as u64 + extra as u64 + 16 * 1024
+/// The bytes of one checkpoint of a model of `params` parameters of which
+/// `trained` are trained: the weights, and AdamW's two moments of the trained
+/// ones, in f32, plus `extra` bytes of other files (the tokenizer) and a few
+/// KiB of configuration and state.
+pub fn checkpoint_bytes(params: usize, trained: usize, extra: usize) -> u64 {
+    4 * params as u64 + 2 * 4 * trained as u64 + extra as u64 + 16 * 1024
 }
 
 /// Why `available` bytes are too few for `at_once` checkpoints of
@@ -436,10 +445,11 @@ fn room_problem(available: u64, checkpoint: u64, at_once: u64) -> Option<String>
 fn check_room(out: &Path, trainer: &GptTrainer, extra: usize) -> Result<()> {
     let Some(available) = available_bytes(out) else { return Ok(()) };
     let params = addmul_core::ParametersExt::num_params(trainer.model());
+    let trained = addmul_core::ParametersExt::num_trainable(trainer.model());
     let existing = run_files(out).iter().filter(|n| n.starts_with("step-")).count() as u64;
     let peak = trainer.config().keep_checkpoints.max(1) as u64 + 1;
     let at_once = peak.saturating_sub(existing).max(1);
-    match room_problem(available, checkpoint_bytes(params, extra), at_once) {
+    match room_problem(available, checkpoint_bytes(params, trained, extra), at_once) {
         Some(problem) => Err(invalid(&format!("--out {}", out.display()), problem)),
         None => Ok(()),
     }
@@ -633,7 +643,7 @@ pub fn train(options: &TrainOptions, out: &mut dyn Write, mut say: impl FnMut(&s
         None
     };
     let corpus = corpus::load_or(options.data.as_deref(), &options.remote, &mut say)?;
-    let (tokenizer, mut trainer, _lock, extra_files) = if let Some(lock) = resumed_lock {
+    let (tokenizer, mut trainer, _lock, extra_files, adapters) = if let Some(lock) = resumed_lock {
         let dir = resolve(&options.out)?;
         let tok_path = dir.join("tokenizer.json");
         let tokenizer = TextTokenizer::load_dir(&dir)?;
@@ -644,7 +654,7 @@ pub fn train(options: &TrainOptions, out: &mut dyn Write, mut say: impl FnMut(&s
                 format!("is not the text this run was trained on ({e}); resume with the run's --data"),
             )
         })?;
-        let mut trainer = GptTrainer::resume(&options.out, &ids).map_err(|e| match e {
+        let mut trainer = GptTrainer::resume_with(&options.out, &ids, crate::adapters::prepare_resume).map_err(|e| match e {
             addmul_gpt::GptError::CorpusMismatch { trained, given, .. } => invalid(
                 &data_flag(options),
                 format!(
@@ -681,9 +691,17 @@ pub fn train(options: &TrainOptions, out: &mut dyn Write, mut say: impl FnMut(&s
         }
         say(&format!("resuming {} at step {steps} of {}", dir.display(), trainer.config().max_iters));
         let extra = checkpoint_files(&dir, &tokenizer)?;
-        (tokenizer, trainer, lock, extra)
+        let adapters = crate::adapters::saved(trainer.model(), &dir)?;
+        (tokenizer, trainer, lock, extra, adapters)
     } else if let Some(base) = &options.base {
-        let (model, tokenizer) = load(base)?;
+        let (mut model, tokenizer) = load_plain(base)?;
+        if let Some(merged) = crate::adapters::merge_saved(&mut model, &resolve(base)?)? {
+            say(&format!(
+                "merged the {} LoRA adapters of {} into its weights",
+                merged.adapters().len(),
+                base.display()
+            ));
+        }
         let ids = tokenizer.encode_text(&corpus.text)?;
         let config = finetune_config(options, model.config())?;
         say(&format!(
@@ -692,10 +710,18 @@ pub fn train(options: &TrainOptions, out: &mut dyn Write, mut say: impl FnMut(&s
             addmul_core::ParametersExt::num_params(&model),
             ids.len()
         ));
+        let adapters = match &options.lora {
+            Some(lora) => {
+                let set = crate::adapters::attach_new(&mut model, lora, base, config.seed)?;
+                say(&crate::adapters::summary(&model, &set));
+                Some(set)
+            }
+            None => None,
+        };
         let trainer = GptTrainer::from_model(model, config, &ids)?;
         let extra = checkpoint_files(&resolve(base)?, &tokenizer)?;
         let lock = new_run_folder(options, &mut say)?;
-        (tokenizer, trainer, lock, extra)
+        (tokenizer, trainer, lock, extra, adapters)
     } else {
         let start = Instant::now();
         let tokenizer = TextTokenizer::train(options.tokenizer, &corpus.text, options.vocab_size)?;
@@ -710,7 +736,7 @@ pub fn train(options: &TrainOptions, out: &mut dyn Write, mut say: impl FnMut(&s
         let trainer = GptTrainer::new(options.config.clone(), tokenizer.as_dyn().vocab_size(), &ids)?;
         let lock = new_run_folder(options, &mut say)?;
         let extra = vec![("tokenizer.json".to_string(), tokenizer.to_json().into_bytes())];
-        (tokenizer, trainer, lock, extra)
+        (tokenizer, trainer, lock, extra, None)
     };
     check_room(&options.out, &trainer, extra_files.iter().map(|(_, bytes)| bytes.len()).sum())?;
     let config = trainer.config().clone();
@@ -745,7 +771,8 @@ pub fn train(options: &TrainOptions, out: &mut dyn Write, mut say: impl FnMut(&s
         bar
     });
     let mut progress = Progress { bar, log, steps: Vec::new(), evals: Vec::new(), say: Box::new(say) };
-    let plan = CheckpointPlan { dir: options.out.clone(), extra_files };
+    let model_files = adapters.map(crate::adapters::checkpoint_files);
+    let plan = CheckpointPlan { dir: options.out.clone(), extra_files, model_files };
     let result = {
         let _training = Training::start();
         trainer.run(&mut progress, Some(&plan))
@@ -849,11 +876,25 @@ impl Default for SampleOptions {
 
 /// Loads a model and its tokenizer from a run folder, a checkpoint folder or
 /// a Hugging Face GPT-2 folder (`config.json`, `model.safetensors`, and
-/// `tokenizer.json` or `vocab.json` + `merges.txt`); nothing is written.
+/// `tokenizer.json` or `vocab.json` + `merges.txt`), with the LoRA adapters
+/// the folder holds (PEFT's `adapter_config.json` and
+/// `adapter_model.safetensors`, as `addmul finetune --lora-rank` writes
+/// them) attached; nothing is written.
 ///
 /// # Errors
 /// A missing or corrupt checkpoint or tokenizer file.
 pub fn load(path: &Path) -> Result<(Gpt<f32>, TextTokenizer)> {
+    let (mut model, tokenizer) = load_plain(path)?;
+    crate::adapters::attach_saved(&mut model, &resolve(path)?)?;
+    Ok((model, tokenizer))
+}
+
+/// [`load`] without the adapters a folder of a LoRA run holds: GPT-2's own
+/// weights and the tokenizer.
+///
+/// # Errors
+/// As [`load`].
+fn load_plain(path: &Path) -> Result<(Gpt<f32>, TextTokenizer)> {
     let dir = resolve(path)?;
     let model = addmul_gpt::checkpoint::load_model(&dir)?;
     let tokenizer = TextTokenizer::load_dir(&dir)?;

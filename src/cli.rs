@@ -10,6 +10,7 @@ use clap::{Args, Parser, Subcommand};
 
 use addmul_gpt::SamplingConfig;
 
+use crate::adapters::LoraOptions;
 use crate::app::{
     BenchOptions, SampleOptions, TrainOptions, bench, generate, load, tokenizer_train, train, train_config_given,
 };
@@ -193,6 +194,7 @@ impl TrainArgs {
             resume: self.resume,
             force: self.force,
             base: None,
+            lora: None,
             tokenizer: self.tokenizer.unwrap_or(TokenizerKind::Char),
             vocab_size: self.vocab_size.unwrap_or(1024),
             sample_chars: self.sample,
@@ -280,6 +282,21 @@ pub struct FinetuneArgs {
     /// Replace a run already in --out.
     #[arg(long)]
     pub force: bool,
+    /// Train low-rank adapters of this rank (LoRA) instead of every weight:
+    /// the pretrained weights stay frozen, and each checkpoint holds the
+    /// adapters as Hugging Face PEFT's adapter_model.safetensors and
+    /// adapter_config.json (the learning rate, unless --set, is 1e-3).
+    #[arg(long, value_name = "R")]
+    pub lora_rank: Option<usize>,
+    /// LoRA's alpha: the adapters' update is scaled by alpha / rank
+    /// (default: 2 x rank).
+    #[arg(long, value_name = "ALPHA", requires = "lora_rank")]
+    pub lora_alpha: Option<f64>,
+    /// The layers that get adapters, by name, as PEFT's target_modules:
+    /// any of c_attn, c_proj, c_fc (the attention's c_proj and the MLP's
+    /// both match c_proj).
+    #[arg(long, value_name = "LIST", value_delimiter = ',', default_value = "c_attn", requires = "lora_rank")]
+    pub lora_targets: Vec<String>,
     /// Characters to sample after training (0: none).
     #[arg(long, default_value_t = 200)]
     pub sample: usize,
@@ -313,7 +330,12 @@ impl FinetuneArgs {
             sample: self.sample,
             quiet: self.quiet,
         };
-        Ok(TrainOptions { base: Some(self.model.clone()), ..train.options()? })
+        let lora = self.lora_rank.map(|rank| LoraOptions {
+            rank,
+            alpha: self.lora_alpha.unwrap_or(2.0 * rank as f64),
+            targets: self.lora_targets.clone(),
+        });
+        Ok(TrainOptions { base: Some(self.model.clone()), lora, ..train.options()? })
     }
 }
 

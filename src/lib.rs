@@ -44,6 +44,7 @@ pub use addmul_tokenizer as tokenizer;
 pub use addmul_train as train;
 pub use addmul_transformer as transformer;
 
+pub mod adapters;
 pub mod app;
 pub mod cli;
 pub mod corpus;
@@ -74,6 +75,9 @@ pub enum Error {
     /// Building, training, loading or sampling a GPT failed.
     #[error(transparent)]
     Gpt(#[from] addmul_gpt::GptError),
+    /// Low-rank adapters could not be made, attached, read or written.
+    #[error(transparent)]
+    Lora(#[from] addmul_lora::LoraError),
     /// The training text could not be found, fetched or read.
     #[error(transparent)]
     Corpus(#[from] corpus::CorpusError),

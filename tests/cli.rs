@@ -427,7 +427,7 @@ fn the_room_a_checkpoint_needs_is_estimated_before_training() {
     let actual: u64 = files.iter().map(|f| size(f)).sum();
     let model = addmul::gpt::checkpoint::load_model::<f32>(&checkpoint).unwrap();
     let params = addmul::core::ParametersExt::num_params(&model);
-    let estimate = addmul::app::checkpoint_bytes(params, size("tokenizer.json") as usize);
+    let estimate = addmul::app::checkpoint_bytes(params, params, size("tokenizer.json") as usize);
     assert!(estimate >= actual && estimate < actual + actual / 10, "estimated {estimate} bytes, wrote {actual}");
 }
 

@@ -24,20 +24,26 @@ pub struct Param<T: Float> {
     value: Matrix<T>,
     grad: Matrix<T>,
     kind: ParamKind,
+    frozen: bool,
 }
 
 impl<T: Float> Param<T> {
     /// A matrix parameter with a zero gradient.
     pub fn matrix(value: Matrix<T>) -> Self {
         let grad = crate::zeros(value.nrows(), value.ncols());
-        Param { value, grad, kind: ParamKind::Matrix }
+        Param { value, grad, kind: ParamKind::Matrix, frozen: false }
     }
 
     /// A vector parameter, stored as an `[n, 1]` matrix, with a zero gradient.
     pub fn vector(values: impl Into<Vec<T>>) -> Self {
         let values = values.into();
         let n = values.len();
-        Param { value: Matrix::from_vec(n, 1, values), grad: crate::zeros(n, 1), kind: ParamKind::Vector }
+        Param {
+            value: Matrix::from_vec(n, 1, values),
+            grad: crate::zeros(n, 1),
+            kind: ParamKind::Vector,
+            frozen: false,
+        }
     }
 
     /// The current value.
@@ -45,7 +51,8 @@ impl<T: Float> Param<T> {
         &self.value
     }
 
-    /// The accumulated gradient, the same shape as the value.
+    /// The accumulated gradient, the same shape as the value (empty, `[0, 0]`,
+    /// while the parameter is frozen).
     pub fn grad(&self) -> &Matrix<T> {
         &self.grad
     }
@@ -63,6 +70,34 @@ impl<T: Float> Param<T> {
     /// The value and the gradient at once, for an optimizer step.
     pub fn parts_mut(&mut self) -> (&mut Matrix<T>, &mut Matrix<T>) {
         (&mut self.value, &mut self.grad)
+    }
+
+    /// The gradient to add into, or `None` while the parameter is frozen:
+    /// what a backward pass asks before it computes a parameter's gradient,
+    /// so that a frozen parameter costs neither the work nor the memory.
+    pub fn trainable_grad(&mut self) -> Option<&mut Matrix<T>> {
+        (!self.frozen).then_some(&mut self.grad)
+    }
+
+    /// Freezes the parameter: backward passes no longer compute its gradient,
+    /// optimizers leave it alone, and its gradient's memory is given back
+    /// (fine-tuning with adapters freezes every pretrained weight).
+    pub fn freeze(&mut self) {
+        self.frozen = true;
+        self.grad = Matrix::zeros(0, 0);
+    }
+
+    /// Makes a frozen parameter trainable again, with a zero gradient.
+    pub fn unfreeze(&mut self) {
+        if self.frozen {
+            self.frozen = false;
+            self.grad = crate::zeros(self.value.nrows(), self.value.ncols());
+        }
+    }
+
+    /// Whether the parameter is frozen ([`Param::freeze`]).
+    pub fn is_frozen(&self) -> bool {
+        self.frozen
     }
 
     /// Matrix or vector.
@@ -184,6 +219,30 @@ pub trait ParametersExt<T: Float>: Parameters<T> {
         let mut n = 0;
         self.visit(&mut |_, p| n += p.len());
         n
+    }
+
+    /// Number of scalars that are trained (not frozen).
+    fn num_trainable(&self) -> usize {
+        let mut n = 0;
+        self.visit(&mut |_, p| n += if p.is_frozen() { 0 } else { p.len() });
+        n
+    }
+
+    /// Freezes every parameter ([`Param::freeze`]).
+    fn freeze_all(&mut self) {
+        self.visit_mut(&mut |_, p| p.freeze());
+    }
+
+    /// The parameters that are trained (not frozen), mutably, in visiting
+    /// order.
+    fn trainable_params_mut(&mut self) -> Vec<&mut Param<T>> {
+        let mut out = Vec::new();
+        self.visit_mut(&mut |_, p| {
+            if !p.is_frozen() {
+                out.push(p)
+            }
+        });
+        out
     }
 
     /// The names of all parameters, in visiting order.
@@ -314,6 +373,24 @@ mod tests {
         assert!(matches!(err, Error::OutOfRange { .. }), "{err}");
         let wrong = vec![Matrix::zeros(3, 2), Matrix::zeros(2, 1)];
         assert!(matches!(m.restore(&wrong), Err(Error::ShapeMismatch { .. })));
+    }
+
+    #[test]
+    fn a_frozen_parameter_has_no_gradient_and_counts_apart() {
+        let mut m = outer();
+        m.inner.a.freeze();
+        assert!(m.inner.a.is_frozen());
+        assert!(m.inner.a.trainable_grad().is_none());
+        assert!(m.inner.a.grad().is_empty());
+        assert_eq!((m.num_params(), m.num_trainable()), (8, 2));
+        assert_eq!(m.trainable_params_mut().len(), 1);
+        m.zero_grads();
+        m.scale_grads(2.0);
+        assert_eq!(m.grad_norm(), 0.0);
+        m.inner.a.unfreeze();
+        assert_eq!(m.inner.a.grad(), &Matrix::zeros(2, 3));
+        m.freeze_all();
+        assert_eq!(m.num_trainable(), 0);
     }
 
     #[test]

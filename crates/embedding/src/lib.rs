@@ -113,7 +113,7 @@ impl<T: Float> Embedding<T> {
     pub fn backward(&mut self, ids: &[usize], dy: &Matrix<T>) -> Result<()> {
         self.check(ids)?;
         expect_shape("Embedding::backward", dy, Some(self.dim()), Some(ids.len()))?;
-        let grad = self.weight.grad_mut();
+        let Some(grad) = self.weight.trainable_grad() else { return Ok(()) };
         for (j, &id) in ids.iter().enumerate() {
             let mut g = grad.column_mut(id);
             g += dy.column(j);

@@ -67,17 +67,22 @@ fn sync_dir(dir: &Path) -> Result<()> {
 }
 
 /// The model's weights as a Hugging Face `model.safetensors`: every
-/// parameter under its GPT-2 name; a model without biases gets all-zero bias
-/// tensors so that `transformers` can load it.
+/// parameter of GPT-2 under its name; a model without biases gets all-zero
+/// bias tensors so that `transformers` can load it. Side paths attached to
+/// the linear layers (low-rank adapters) are not GPT-2's and are left to
+/// their owners ([`CheckpointPlan::model_files`](crate::CheckpointPlan)).
 ///
 /// # Errors
 /// [`GptError::Checkpoint`] if serialisation fails.
 pub fn model_safetensors<T: Float>(model: &Gpt<T>, path_for_errors: &Path) -> Result<Vec<u8>> {
+    let side: std::collections::HashSet<String> = model.side_path_param_names().into_iter().collect();
     let mut tensors = named_tensors(model);
+    tensors.retain(|(name, _, _)| !side.contains(name));
     if !model.config().bias {
         let mut zeros = Vec::new();
         model.visit(&mut |name, p| {
             if let Some(stem) = name.strip_suffix(".weight")
+                && !side.contains(name)
                 && !name.contains("wte")
                 && !name.contains("wpe")
             {

@@ -106,6 +106,12 @@ pub enum GptError {
         /// What is wrong with it.
         problem: String,
     },
+    /// An error of code outside this crate that the trainer runs (what a
+    /// [`CheckpointPlan`](crate::CheckpointPlan) writes beside the model,
+    /// or how [`GptTrainer::resume_with`](crate::GptTrainer::resume_with)
+    /// prepares it): low-rank adapters' files, say.
+    #[error(transparent)]
+    Extension(Box<dyn std::error::Error + Send + Sync>),
 }
 
 /// `Result` with [`GptError`].

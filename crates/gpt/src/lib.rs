@@ -47,5 +47,5 @@ pub use eval::{Perplexity, perplexity};
 pub use model::{Batch, Block, DecodeState, Gpt, TokenId};
 pub use sample::{Sampler, SamplingConfig, choose};
 pub use train::{
-    CheckpointPlan, EvalReport, GptTrainConfig, GptTrainer, MemoryEstimate, Observer, PRESETS, StepReport,
+    CheckpointPlan, EvalReport, GptTrainConfig, GptTrainer, MemoryEstimate, ModelFiles, Observer, PRESETS, StepReport,
 };

@@ -317,7 +317,9 @@ impl<T: Float> Gpt<T> {
             d_logits *= T::of(loss_scale);
         }
         // The tied head: dWte += h · dlogitsᵀ, dh = Wte · dlogits.
-        gemm(T::one(), &cache.h_f, Op::N, &d_logits, Op::T, T::one(), self.wte.weight_mut().grad_mut())?;
+        if let Some(grad) = self.wte.weight_mut().trainable_grad() {
+            gemm(T::one(), &cache.h_f, Op::N, &d_logits, Op::T, T::one(), grad)?;
+        }
         let dh = matmul(self.wte.weight().value(), Op::N, &d_logits, Op::N)?;
         let mut dx = self.ln_f.backward(&cache.ln_f, &dh)?;
         for (block, block_cache) in self.h.iter_mut().zip(&cache.blocks).rev() {
@@ -369,6 +371,51 @@ impl<T: Float> Gpt<T> {
     /// The token embedding (also the output head).
     pub fn wte(&self) -> &Embedding<T> {
         &self.wte
+    }
+
+    /// Every linear layer under its Hugging Face name, as
+    /// [`Gpt::linear_layers_mut`] lists them.
+    pub fn linear_layers(&self) -> Vec<(String, &Linear<T>)> {
+        let mut out = Vec::with_capacity(4 * self.h.len());
+        for (i, block) in self.h.iter().enumerate() {
+            for (name, layer) in block.attn.linear_layers() {
+                out.push((format!("transformer.h.{i}.attn.{name}"), layer));
+            }
+            for (name, layer) in block.mlp.linear_layers() {
+                out.push((format!("transformer.h.{i}.mlp.{name}"), layer));
+            }
+        }
+        out
+    }
+
+    /// The names of the parameters of side paths attached to the linear
+    /// layers (low-rank adapters: `transformer.h.0.attn.c_attn.lora_A.weight`,
+    /// ...): parameters of the model that are not GPT-2's own.
+    pub fn side_path_param_names(&self) -> Vec<String> {
+        let mut names = Vec::new();
+        for (layer, linear) in self.linear_layers() {
+            if let Some(side) = linear.side_path() {
+                side.visit(&mut |name, _| names.push(format!("{layer}.{name}")));
+            }
+        }
+        names
+    }
+
+    /// Every linear layer under its Hugging Face name
+    /// (`transformer.h.0.attn.c_attn`, `transformer.h.0.attn.c_proj`,
+    /// `transformer.h.0.mlp.c_fc`, `transformer.h.0.mlp.c_proj`, ...),
+    /// mutably: where low-rank adapters attach ([`Linear::attach`]).
+    pub fn linear_layers_mut(&mut self) -> Vec<(String, &mut Linear<T>)> {
+        let mut out = Vec::with_capacity(4 * self.h.len());
+        for (i, block) in self.h.iter_mut().enumerate() {
+            for (name, layer) in block.attn.linear_layers_mut() {
+                out.push((format!("transformer.h.{i}.attn.{name}"), layer));
+            }
+            for (name, layer) in block.mlp.linear_layers_mut() {
+                out.push((format!("transformer.h.{i}.mlp.{name}"), layer));
+            }
+        }
+        out
     }
 }
 

@@ -325,14 +325,32 @@ pub trait Observer {
 /// An observer that ignores everything.
 impl Observer for () {}
 
+/// Files made from the model at each checkpoint: name and contents.
+pub type ModelFiles = std::sync::Arc<dyn Fn(&Gpt<f32>) -> Result<Vec<(String, Vec<u8>)>> + Send + Sync>;
+
 /// Where [`GptTrainer::run`] writes checkpoints.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct CheckpointPlan {
     /// The run folder.
     pub dir: PathBuf,
     /// Files written into every checkpoint beside the model (e.g. the
     /// tokenizer): name and contents.
     pub extra_files: Vec<(String, Vec<u8>)>,
+    /// Files made from the model as it is at each checkpoint, written beside
+    /// it: a run that trains low-rank adapters writes them this way (as
+    /// PEFT's `adapter_model.safetensors` and `adapter_config.json`), since
+    /// `model.safetensors` holds GPT-2's own weights only.
+    pub model_files: Option<ModelFiles>,
+}
+
+impl std::fmt::Debug for CheckpointPlan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CheckpointPlan")
+            .field("dir", &self.dir)
+            .field("extra_files", &self.extra_files.iter().map(|(n, _)| n).collect::<Vec<_>>())
+            .field("model_files", &self.model_files.is_some())
+            .finish()
+    }
 }
 
 /// The training state that is not weights: saved as `trainer.json`.
@@ -708,6 +726,11 @@ impl GptTrainer {
             ("trainer.json", self.state_json().into_bytes()),
         ];
         files.extend(plan.extra_files.iter().map(|(n, b)| (n.as_str(), b.clone())));
+        let made = match &plan.model_files {
+            Some(make) => make(model)?,
+            None => Vec::new(),
+        };
+        files.extend(made.iter().map(|(n, b)| (n.as_str(), b.clone())));
         let dir = save_checkpoint(&plan.dir, &name, &files)?;
         prune(&plan.dir, "step-", self.config.keep_checkpoints.max(1))?;
         self.last_saved = Some(self.step);
@@ -754,6 +777,22 @@ impl GptTrainer {
     /// [`GptError::Checkpoint`] if a file is missing, corrupt or does not
     /// match, or `tokens` is not the corpus the run was trained on.
     pub fn resume(path: &Path, tokens: &[TokenId]) -> Result<Self> {
+        Self::resume_with(path, tokens, |_, _| Ok(()))
+    }
+
+    /// [`GptTrainer::resume`] for a run whose model is more than GPT-2's
+    /// weights: `prepare(model, checkpoint_dir)` runs on the checkpoint's
+    /// model before training state is restored, to freeze what the run froze
+    /// and attach what it attached (low-rank adapters, with their saved
+    /// values), so that the optimizer's moments find their parameters.
+    ///
+    /// # Errors
+    /// As [`GptTrainer::resume`], and what `prepare` returns.
+    pub fn resume_with(
+        path: &Path,
+        tokens: &[TokenId],
+        prepare: impl FnOnce(&mut Gpt<f32>, &Path) -> Result<()>,
+    ) -> Result<Self> {
         crate::checkpoint::recover_latest(path, "step-")?;
         let dir = resolve(path)?;
         let state_path = dir.join("trainer.json");
@@ -771,7 +810,8 @@ impl GptTrainer {
         // The checkpoint's model as it is (a fine-tuned GPT-2 keeps its
         // Hugging Face settings), which must be the architecture
         // trainer.json describes.
-        let model = crate::checkpoint::load_model::<f32>(&dir)?;
+        let mut model = crate::checkpoint::load_model::<f32>(&dir)?;
+        prepare(&mut model, &dir)?;
         let m = *model.config();
         let architecture = |c: &GptTrainConfig| (c.n_layer, c.n_head, c.n_embd, c.bias, c.dropout);
         if architecture(&config) != (m.n_layer, m.n_head, m.n_embd, m.bias, m.dropout)
@@ -790,6 +830,9 @@ impl GptTrainer {
         let mut moments = BTreeMap::new();
         let mut missing = None;
         trainer.workers.model().visit(&mut |name, p| {
+            if p.is_frozen() {
+                return; // no moments: the optimizer leaves it alone
+            }
             let shape = p.value().shape();
             let take = |t: &mut Tensors<f32>, key: String| {
                 t.remove(&key)

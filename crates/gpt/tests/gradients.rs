@@ -16,8 +16,9 @@
 //! allows.
 
 use addmul_core::gradcheck::{TIGHT, within};
-use addmul_core::{GradCheck, rng};
+use addmul_core::{GradCheck, Init, Parameters, ParametersExt, rng};
 use addmul_gpt::{Batch, Gpt, GptConfig, GptError};
+use addmul_lora::{AdapterSet, BaseLayers, LoraConfig};
 use proptest::prelude::*;
 
 /// A head count in `1..=2` and a head size making the width 4 to 6: one
@@ -80,6 +81,70 @@ proptest! {
     ) {
         let case = Case { vocab, layers, heads, head_dim, t, b, bias, gelu_tanh, dropout, seed };
         prop_assert!(check(case).is_ok(), "{}", check(case).unwrap_err());
+    }
+}
+
+/// The gradient of a model whose own weights are all frozen and whose
+/// `targets` layers carry low-rank adapters of rank `rank` (with a random,
+/// non-zero `B`): exactly the adapters' entries are checked, and the frozen
+/// weights get no gradient at all.
+fn check_adapted(case: Case, rank: usize, targets: &[&str]) -> Result<(), String> {
+    let Case { vocab, layers, heads, head_dim, t, b, bias, gelu_tanh, dropout, seed } = case;
+    let config = GptConfig {
+        dropout: if dropout { 0.3 } else { 0.0 },
+        bias,
+        gelu_tanh,
+        layer_norm_eps: 1e-3,
+        ..GptConfig::new(vocab, t + 1, layers, heads, heads * head_dim)
+    };
+    let mut model = Gpt::<f64>::new(config, &mut rng(seed)).unwrap();
+    model.visit_mut_scale(10.0);
+    model.freeze_all();
+    let sizes: BaseLayers =
+        model.linear_layers_mut().into_iter().map(|(n, l)| (n, (l.in_features(), l.out_features()))).collect();
+    let mut set = AdapterSet::<f64>::new(LoraConfig::new(rank, 2.0 * rank as f64, targets), &sizes, &mut rng(seed ^ 1))
+        .map_err(|e| e.to_string())?;
+    let mut draw = rng(seed ^ 2);
+    set.visit_mut(&mut |_, p| {
+        *p.value_mut() = Init::Uniform { bound: 1.0 }.matrix(p.shape().rows, p.shape().cols, &mut draw)
+    });
+    set.attach_to(model.linear_layers_mut()).map_err(|e| e.to_string())?;
+    let ids: Vec<u32> = (0..b * t).map(|i| ((seed as usize).wrapping_add(i * 7) % vocab) as u32).collect();
+    let targets: Vec<u32> = (0..b * t).map(|i| ((seed as usize).wrapping_add(i * 3 + 1) % vocab) as u32).collect();
+    let batch = Batch { inputs: &ids, targets: &targets, seq_len: t, ignore: None };
+    let report = GradCheck { richardson: true, ..GradCheck::default() }
+        .run(&mut model, &mut [], |m, _| {
+            let mut masks = rng(seed ^ 0xd0);
+            let loss = m.forward_backward(&batch, Some(&mut masks), 1.0)?;
+            Ok::<_, GptError>((loss, vec![]))
+        })
+        .unwrap();
+    if report.checked != set.num_params() || model.num_trainable() != set.num_params() {
+        return Err(format!("checked {} entries; the adapters have {}", report.checked, set.num_params()));
+    }
+    model.forward_backward(&batch, None, 1.0).map_err(|e| e.to_string())?;
+    let mut frozen_grads = 0;
+    model.visit(&mut |_, p| frozen_grads += if p.is_frozen() { p.grad().len() } else { 0 });
+    if frozen_grads != 0 {
+        return Err(format!("{frozen_grads} gradient entries of frozen weights"));
+    }
+    within(&report, TIGHT)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    #[test]
+    fn gradient_check_of_low_rank_adapters_on_a_frozen_model(
+        vocab in 2..7usize, layers in 1..3usize, (heads, head_dim) in heads_and_head_dim(),
+        t in 1..5usize, b in 1..3usize, bias: bool, dropout: bool, rank in 1..3usize,
+        which in 1..8usize, seed: u64,
+    ) {
+        let targets: Vec<&str> =
+            ["c_attn", "c_proj", "c_fc"].into_iter().enumerate().filter(|(i, _)| which >> i & 1 == 1).map(|(_, n)| n).collect();
+        let case = Case { vocab, layers, heads, head_dim, t, b, bias, gelu_tanh: true, dropout, seed };
+        let result = check_adapted(case, rank, &targets);
+        prop_assert!(result.is_ok(), "{}", result.unwrap_err());
     }
 }
 

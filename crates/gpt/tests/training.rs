@@ -89,7 +89,11 @@ fn training_learns_a_predictable_text() {
 fn stopping_and_resuming_gives_bitwise_the_same_run() {
     let tokens = corpus(3000);
     let dir = TempDir::new("resume");
-    let plan = CheckpointPlan { dir: dir.0.clone(), extra_files: vec![("tokenizer.json".into(), b"{}".to_vec())] };
+    let plan = CheckpointPlan {
+        dir: dir.0.clone(),
+        extra_files: vec![("tokenizer.json".into(), b"{}".to_vec())],
+        ..Default::default()
+    };
 
     let mut straight = GptTrainer::new(tiny(2), 8, &tokens).unwrap();
     let losses: Vec<f64> = (0..12).map(|_| straight.train_step().unwrap().loss).collect();

@@ -148,23 +148,27 @@ impl<T: Float> Layer<T> for LayerNorm<T> {
         let inv_d = T::one() / T::of(d as f64);
         let mut dx = Matrix::zeros(d, dy.ncols());
         {
+            // A frozen γ has no gradient to add into (an empty one).
+            let trained = !self.weight.is_frozen();
             let (gamma, dgamma) = self.weight.parts_mut();
-            let (gamma, dgamma) = (gamma.as_slice(), dgamma.as_mut_slice());
+            let (gamma, dgamma) = (&gamma.as_slice()[..d], dgamma.as_mut_slice());
             let columns = cache.x_hat.as_slice().chunks_exact(d).zip(dy.as_slice().chunks_exact(d));
             for ((xh, g_out), (dxc, &r)) in columns.zip(dx.as_mut_slice().chunks_exact_mut(d).zip(&cache.rstd)) {
-                let (gamma, dgamma) = (&gamma[..d], &mut dgamma[..d]);
                 let mean_g = reduce::dot(gamma, g_out) * inv_d;
                 let mean_gx = reduce::sum_by(d, |i| gamma[i] * g_out[i] * xh[i]) * inv_d;
-                for i in 0..d {
-                    dgamma[i] += g_out[i] * xh[i];
+                if trained {
+                    let dgamma = &mut dgamma[..d];
+                    for i in 0..d {
+                        dgamma[i] += g_out[i] * xh[i];
+                    }
                 }
                 for i in 0..d {
                     dxc[i] = (gamma[i] * g_out[i] - mean_g - xh[i] * mean_gx) * r;
                 }
             }
         }
-        if let Some(b) = &mut self.bias {
-            addmul_core::accumulate_column_sum(b.grad_mut(), dy)?;
+        if let Some(grad) = self.bias.as_mut().and_then(|b| b.trainable_grad()) {
+            addmul_core::accumulate_column_sum(grad, dy)?;
         }
         Ok(dx)
     }
@@ -242,13 +246,16 @@ impl<T: Float> Layer<T> for RmsNorm<T> {
         expect_shape("RmsNorm::backward", dy, Some(self.dim()), Some(cache.x_hat.ncols()))?;
         let d = T::of(self.dim() as f64);
         let mut dx = Matrix::zeros(dy.nrows(), dy.ncols());
+        let trained = !self.weight.is_frozen();
         let (gamma, dgamma) = self.weight.parts_mut();
         for j in 0..dy.ncols() {
             let (xh, g_out) = (cache.x_hat.column(j), dy.column(j));
             let mut mean_gx = T::zero();
             for i in 0..xh.len() {
                 mean_gx += gamma[i] * g_out[i] * xh[i];
-                dgamma[i] += g_out[i] * xh[i];
+                if trained {
+                    dgamma[i] += g_out[i] * xh[i];
+                }
             }
             mean_gx /= d;
             for (i, out) in dx.column_mut(j).iter_mut().enumerate() {

@@ -2,7 +2,7 @@
 
 use addmul_core::{Error, Float, Init, Matrix, Op, Param, Parameters, Rng, expect_shape, gemm, matmul};
 use addmul_dropout::{DropoutMask, Dropper};
-use addmul_nn::Linear;
+use addmul_nn::{Linear, SidePath};
 
 use crate::config::check_rank;
 use crate::{LoraConfig, LoraError, Result};
@@ -163,19 +163,32 @@ impl<T: Float> LoraAdapter<T> {
     /// [`Error::ShapeMismatch`] if `dy` or `dx` does not match the forward
     /// pass.
     pub fn backward_add(&mut self, cache: &AdapterCache<T>, dy: &Matrix<T>, dx: &mut Matrix<T>) -> Result<(), Error> {
-        let n = cache.input.ncols();
+        self.backward_parts(&cache.input, cache.mask.as_ref(), &cache.down, dy, dx)
+    }
+
+    /// The backward pass from its parts: the adapter's input after dropout,
+    /// the mask, and `down = A · input`.
+    fn backward_parts(
+        &mut self,
+        input: &Matrix<T>,
+        mask: Option<&DropoutMask<T>>,
+        down: &Matrix<T>,
+        dy: &Matrix<T>,
+        dx: &mut Matrix<T>,
+    ) -> Result<(), Error> {
+        let n = input.ncols();
         expect_shape("LoraAdapter::backward", dy, Some(self.out_features()), Some(n))?;
         expect_shape("LoraAdapter::backward (dx)", dx, Some(self.in_features()), Some(n))?;
         let s = T::of(self.scale);
         // dB += s · dy downᵀ
-        gemm(s, dy, Op::N, &cache.down, Op::T, T::one(), self.b.grad_mut())?;
+        gemm(s, dy, Op::N, down, Op::T, T::one(), self.b.grad_mut())?;
         // d_down = s · Bᵀ dy   ([r, n]: the gradient on the narrow path)
         let mut d_down = Matrix::zeros(self.rank(), n);
         gemm(s, self.b.value(), Op::T, dy, Op::N, T::zero(), &mut d_down)?;
         // dA += d_down drop(x)ᵀ
-        gemm(T::one(), &d_down, Op::N, &cache.input, Op::T, T::one(), self.a.grad_mut())?;
+        gemm(T::one(), &d_down, Op::N, input, Op::T, T::one(), self.a.grad_mut())?;
         // dx += drop'(Aᵀ d_down): through the same dropout mask
-        match &cache.mask {
+        match mask {
             None => gemm(T::one(), self.a.value(), Op::T, &d_down, Op::N, T::one(), dx)?,
             Some(mask) => *dx += mask.backward(&matmul(self.a.value(), Op::T, &d_down, Op::N)?)?,
         }
@@ -208,13 +221,7 @@ impl<T: Float> LoraAdapter<T> {
 /// The weight of a linear layer, mutably (a [`Linear`] exposes it by name
 /// through [`Parameters::visit_mut`]).
 fn base_weight_mut<T: Float>(base: &mut Linear<T>) -> &mut Matrix<T> {
-    let mut weight = None;
-    base.visit_mut(&mut |name, p| {
-        if name == "weight" {
-            weight = Some(p);
-        }
-    });
-    weight.expect("a Linear layer has a parameter named `weight`").value_mut()
+    base.weight_mut().value_mut()
 }
 
 /// The gradient of the input of a frozen linear layer, `Wᵀ dy`: its weight's
@@ -226,6 +233,35 @@ pub fn frozen_backward<T: Float>(base: &Linear<T>, dy: &Matrix<T>) -> Result<Mat
     expect_shape("frozen Linear::backward", dy, Some(base.out_features()), None)?;
     matmul(base.weight().value(), Op::T, dy, Op::N)
 }
+
+// ANCHOR: side_path
+/// The adapter as a side path of a model's own [`Linear`] layer
+/// ([`Linear::attach`]): `y = W x + b + s · B A x`. The backward pass
+/// recomputes `A x` (`r` numbers per token) instead of keeping it.
+///
+/// A side path is not handed the training step's random numbers, so it runs
+/// without dropout (PEFT's default `lora_dropout = 0`); [`LoraLinear`]
+/// (crate::LoraLinear) is the layer to use for adapter dropout.
+impl<T: Float> SidePath<T> for LoraAdapter<T> {
+    fn shape(&self) -> (usize, usize) {
+        (self.in_features(), self.out_features())
+    }
+
+    fn forward_add(&self, x: &Matrix<T>, y: &mut Matrix<T>) -> Result<(), Error> {
+        LoraAdapter::forward_add(self, x, None, y).map(drop)
+    }
+
+    fn backward_add(&mut self, x: &Matrix<T>, dy: &Matrix<T>, dx: &mut Matrix<T>) -> Result<(), Error> {
+        expect_shape("LoraAdapter::backward (x)", x, Some(self.in_features()), None)?;
+        let down = matmul(self.a.value(), Op::N, x, Op::N)?;
+        self.backward_parts(x, None, &down, dy, dx)
+    }
+
+    fn boxed_clone(&self) -> Box<dyn SidePath<T>> {
+        Box::new(self.clone())
+    }
+}
+// ANCHOR_END: side_path
 
 impl<T: Float> Parameters<T> for LoraAdapter<T> {
     fn visit<'a>(&'a self, f: &mut dyn FnMut(&str, &'a Param<T>)) {

@@ -48,6 +48,12 @@ pub enum LoraError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// An adapter is for a layer the model does not have.
+    #[error("the model has no linear layer `{layer}` for its adapter")]
+    NoSuchLayer {
+        /// The adapter's layer name.
+        layer: String,
+    },
     /// A file is not what its name says: not JSON, not safetensors.
     #[error("{path}: {problem}")]
     Malformed {

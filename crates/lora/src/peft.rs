@@ -52,6 +52,7 @@ use std::fs;
 use std::path::Path;
 
 use addmul_core::{Float, Matrix, Param, Parameters, Rng, bf16_to_f32, f16_to_f32, visit_child, visit_child_mut};
+use addmul_nn::Linear;
 use safetensors::SafeTensors;
 use safetensors::tensor::{Dtype, TensorView};
 use serde_json::{Map, Value, json};
@@ -215,6 +216,65 @@ impl<T: Float> AdapterSet<T> {
     /// The adapters by layer name, to attach to a model's layers.
     pub fn into_adapters(self) -> BTreeMap<String, LoraAdapter<T>> {
         self.adapters
+    }
+
+    // ANCHOR: attach
+    /// Attaches a copy of every adapter, as a side path
+    /// ([`Linear::attach`]), to the layer of its name among `layers` (a
+    /// model's named linear layers: `Gpt::linear_layers_mut`). The model
+    /// then computes `W x + b + s · B A x` in those layers, in training and
+    /// in inference; freeze its own parameters first to train the adapters
+    /// alone. The adapters' parameters become the model's, named
+    /// `{layer}.lora_A.weight` and `{layer}.lora_B.weight`.
+    ///
+    /// # Errors
+    /// [`LoraError::NoSuchLayer`] for an adapter whose layer `layers` does
+    /// not have (nothing is attached then); a shape error for a layer of
+    /// other sizes.
+    pub fn attach_to(&self, layers: Vec<(String, &mut Linear<T>)>) -> Result<()> {
+        let mut by_name: BTreeMap<String, &mut Linear<T>> = layers.into_iter().collect();
+        if let Some(missing) = self.adapters.keys().find(|name| !by_name.contains_key(*name)) {
+            return Err(LoraError::NoSuchLayer { layer: missing.clone() });
+        }
+        for (name, adapter) in &self.adapters {
+            let layer = by_name.get_mut(name).expect("checked above");
+            adapter.check_fits(name, layer.in_features(), layer.out_features())?;
+        }
+        for (name, adapter) in &self.adapters {
+            by_name.get_mut(name).expect("checked above").attach(Box::new(adapter.clone()))?;
+        }
+        Ok(())
+    }
+    // ANCHOR_END: attach
+
+    /// Copies the values of the adapters attached to `model` (after
+    /// training) into this set: every `{layer}.lora_A.weight` and
+    /// `{layer}.lora_B.weight` of `model` by name.
+    ///
+    /// # Errors
+    /// [`LoraError::NoSuchLayer`] if `model` lacks one of the set's adapters;
+    /// a shape error if one is shaped otherwise.
+    pub fn read_from(&mut self, model: &dyn Parameters<T>) -> Result<()> {
+        let mut values: HashMap<String, &Param<T>> = HashMap::new();
+        model.visit(&mut |name, p| {
+            if name.ends_with(".lora_A.weight") || name.ends_with(".lora_B.weight") {
+                values.insert(name.to_string(), p);
+            }
+        });
+        let mut result = Ok(());
+        self.visit_mut(&mut |name, p| {
+            if result.is_err() {
+                return;
+            }
+            result = match values.get(name) {
+                Some(v) => p.load(v.value()).map_err(LoraError::from),
+                None => {
+                    let layer = name.trim_end_matches(".lora_A.weight").trim_end_matches(".lora_B.weight");
+                    Err(LoraError::NoSuchLayer { layer: layer.to_string() })
+                }
+            };
+        });
+        result
     }
 
     /// Writes `adapter_config.json` and `adapter_model.safetensors` into

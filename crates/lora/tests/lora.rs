@@ -34,8 +34,43 @@ fn max_rel_diff(a: &Matrix<f64>, b: &Matrix<f64>) -> f64 {
     a.iter().zip(b.iter()).fold(0.0f64, |m, (x, y)| m.max((x - y).abs())) / scale
 }
 
+/// The base of `layer(...)` as a plain [`Linear`] with its weight and bias
+/// frozen and the adapter attached as a side path.
+fn frozen_with_side_path(lora: &LoraLinear<f64>) -> Linear<f64> {
+    let mut linear = lora.base().clone();
+    linear.freeze_all();
+    linear.attach(Box::new(lora.adapter().clone())).unwrap();
+    linear
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn an_adapter_attached_to_a_frozen_linear_checks_and_equals_lora_linear(
+        inp in 1..7usize, out in 1..7usize, r_pick in 0..6usize, n in 1..5usize,
+        bias: bool, alpha in 0.5..8.0f64, seed: u64,
+    ) {
+        let r = 1 + r_pick % inp.min(out);
+        let lora = layer(inp, out, r, bias, alpha, 0.0, seed);
+        let mut linear = frozen_with_side_path(&lora);
+        let x = uniform(inp, n, 2.0, seed ^ 1);
+        // The same operations in the same order as LoraLinear: bit for bit.
+        prop_assert_eq!(linear.apply(&x).unwrap(), lora.forward(&x).unwrap().0);
+        let probe = uniform(out, n, 1.0, seed ^ 2);
+        let report = GradCheck::default().layer(&mut linear, &x, &probe).unwrap();
+        // dA, dB and dx; the frozen weight and bias have no gradient at all.
+        prop_assert_eq!(report.checked, r * inp + out * r + inp * n);
+        prop_assert!(within(&report, TIGHT).is_ok(), "{}", report);
+        let (_, cache) = linear.forward(&x).unwrap();
+        linear.backward(&cache, &probe).unwrap();
+        prop_assert!(linear.weight().grad().is_empty());
+        prop_assert_eq!(linear.num_trainable(), r * (inp + out));
+        let mut lora = lora;
+        let (_, cache) = lora.forward(&x).unwrap();
+        let dx = lora.backward(&cache, &probe).unwrap();
+        prop_assert_eq!(linear.backward(&linear.forward(&x).unwrap().1, &probe).unwrap(), dx);
+    }
 
     #[test]
     fn gradient_check_of_a_and_b_and_the_input(
@@ -308,4 +343,52 @@ fn a_set_names_its_parameters_by_layer_and_adapts_only_targets() {
     assert_eq!(field_of(LoraConfig { dropout: 0.1, ..config.clone() }, adapters.clone()), "dropout");
     assert_eq!(field_of(LoraConfig::new(2, 4.0, &["c_fc"]), adapters), "target_modules");
     assert_eq!(field_of(config, Default::default()), "adapters");
+}
+
+#[test]
+fn a_set_attaches_to_named_layers_and_reads_their_trained_values_back() {
+    let mut c_attn = Linear::<f32>::new(4, 12, true, Init::Normal { std: 0.5 }, &mut rng(1));
+    let mut c_fc = Linear::<f32>::new(4, 16, true, Init::Normal { std: 0.5 }, &mut rng(2));
+    let layers: BaseLayers = [("h.0.attn.c_attn", (4, 12)), ("h.0.mlp.c_fc", (4, 16))]
+        .into_iter()
+        .map(|(name, size)| (name.to_string(), size))
+        .collect();
+    let mut set = AdapterSet::<f32>::new(LoraConfig::new(2, 4.0, &["c_attn"]), &layers, &mut rng(0)).unwrap();
+
+    // An adapter whose layer is not offered: nothing is attached.
+    let err = set.attach_to(vec![("h.0.mlp.c_fc".to_string(), &mut c_fc)]).unwrap_err();
+    assert!(matches!(&err, LoraError::NoSuchLayer { layer } if layer == "h.0.attn.c_attn"), "{err}");
+    assert!(c_fc.side_path().is_none());
+    // A layer of other sizes under the adapter's name.
+    let err = set.attach_to(vec![("h.0.attn.c_attn".to_string(), &mut c_fc)]).unwrap_err();
+    assert!(matches!(err, LoraError::Numeric(Error::ShapeMismatch { .. })), "{err}");
+
+    set.attach_to(vec![("h.0.attn.c_attn".to_string(), &mut c_attn), ("h.0.mlp.c_fc".to_string(), &mut c_fc)]).unwrap();
+    assert!(c_attn.side_path().is_some() && c_fc.side_path().is_none());
+    assert_eq!(c_attn.param_names(), ["weight", "bias", "lora_A.weight", "lora_B.weight"]);
+
+    // "Train" the attached copy, then read it back by name.
+    struct Model<'a>(&'a mut Linear<f32>);
+    impl addmul_core::Parameters<f32> for Model<'_> {
+        fn visit<'b>(&'b self, f: &mut dyn FnMut(&str, &'b addmul_core::Param<f32>)) {
+            addmul_core::visit_child("h.0.attn.c_attn", &*self.0, f);
+        }
+        fn visit_mut<'b>(&'b mut self, f: &mut dyn FnMut(&str, &'b mut addmul_core::Param<f32>)) {
+            addmul_core::visit_child_mut("h.0.attn.c_attn", &mut *self.0, f);
+        }
+    }
+    for p in c_attn.params_mut().into_iter().skip(2) {
+        p.value_mut().add_scalar_mut(0.25);
+    }
+    let before = set.clone();
+    set.read_from(&Model(&mut c_attn)).unwrap();
+    assert_ne!(set, before);
+    let adapter = set.get("h.0.attn.c_attn").unwrap();
+    assert_eq!(adapter.b().value(), &Matrix::from_element(12, 2, 0.25));
+    let mut detached = c_attn.clone();
+    detached.detach().unwrap();
+    assert_eq!(
+        set.read_from(&Model(&mut detached)).unwrap_err().to_string(),
+        LoraError::NoSuchLayer { layer: "h.0.attn.c_attn".into() }.to_string()
+    );
 }

@@ -260,6 +260,29 @@ impl<T: Float> MultiHeadAttention<T> {
         }
     }
 
+    /// The linear layers by their parameter-name prefixes: `c_attn`, or
+    /// `c_q` and `c_kv`; then `c_proj`.
+    pub fn linear_layers(&self) -> Vec<(&'static str, &Linear<T>)> {
+        let mut out = match &self.proj {
+            Projections::Fused(c) => vec![("c_attn", c)],
+            Projections::Cross { c_q, c_kv } => vec![("c_q", c_q), ("c_kv", c_kv)],
+        };
+        out.push(("c_proj", &self.c_proj));
+        out
+    }
+
+    /// The linear layers by their parameter-name prefixes (`c_attn`, or
+    /// `c_q` and `c_kv`; then `c_proj`), mutably: to freeze them or attach
+    /// adapters to them.
+    pub fn linear_layers_mut(&mut self) -> Vec<(&'static str, &mut Linear<T>)> {
+        let mut out = match &mut self.proj {
+            Projections::Fused(c) => vec![("c_attn", c)],
+            Projections::Cross { c_q, c_kv } => vec![("c_q", c_q), ("c_kv", c_kv)],
+        };
+        out.push(("c_proj", &mut self.c_proj));
+        out
+    }
+
     fn scale(&self) -> T {
         match self.score_scale {
             Some(scale) => T::of(scale),

@@ -38,5 +38,5 @@ mod mlp;
 
 pub use activation::Activation;
 pub use addmul_core::Error;
-pub use linear::Linear;
+pub use linear::{Linear, SidePath};
 pub use mlp::{Mlp, MlpCache};

@@ -113,6 +113,20 @@ impl<T: Float> Mlp<T> {
         &self.layers
     }
 
+    /// The linear layers by their parameter-name prefixes (`c_fc`, ... or
+    /// `layers.{i}`), first to last.
+    pub fn linear_layers(&self) -> Vec<(String, &Linear<T>)> {
+        self.layers.iter().enumerate().map(|(i, l)| (layer_name(&self.names, i).into_owned(), l)).collect()
+    }
+
+    /// The linear layers by their parameter-name prefixes (`c_fc`, ... or
+    /// `layers.{i}`), first to last, mutably: to freeze them or attach
+    /// adapters to them.
+    pub fn linear_layers_mut(&mut self) -> Vec<(String, &mut Linear<T>)> {
+        let names = &self.names;
+        self.layers.iter_mut().enumerate().map(|(i, l)| (layer_name(names, i).into_owned(), l)).collect()
+    }
+
     /// The activation between layers.
     pub fn activation(&self) -> Activation {
         self.activation

@@ -99,7 +99,7 @@ impl<T: Float> LearnedPositions<T> {
         expect_shape("LearnedPositions::backward", dy, Some(self.weight.value().nrows()), None)?;
         let batches = sequences(dy.ncols(), seq_len)?;
         check_positions(offset, seq_len, self.max_positions())?;
-        let grad = self.weight.grad_mut();
+        let Some(grad) = self.weight.trainable_grad() else { return Ok(()) };
         for b in 0..batches {
             let mut g = grad.columns_mut(offset, seq_len);
             g += dy.columns(b * seq_len, seq_len);

@@ -216,8 +216,9 @@ impl<M: Parameters<f32> + Clone + Send + Sync> ParallelStep<'_, M> {
         let scale = if grad_clip > 0.0 { clip_factor(grad_norm, grad_clip)? } else { None };
         // AdamW reads the clipped gradients; right after each parameter's
         // update its new value goes to the replicas and its gradient is cleared.
-        let mut replicas: Vec<_> = rest.iter_mut().map(|r| r.params_mut().into_iter()).collect();
-        let copies: Vec<Vec<&mut Param<f32>>> = (0..first.params().len())
+        // Frozen parameters are neither updated nor copied.
+        let mut replicas: Vec<_> = rest.iter_mut().map(|r| r.trainable_params_mut().into_iter()).collect();
+        let copies: Vec<Vec<&mut Param<f32>>> = (0..first.trainable_params_mut().len())
             .map(|_| replicas.iter_mut().map(|r| r.next().expect("replicas have the same parameters")).collect())
             .collect();
         optimizer.step_parallel_with(first, threads, scale.map(|s| s as f32), copies, |master, others| {
@@ -236,9 +237,9 @@ impl<M: Parameters<f32> + Clone + Send + Sync> ParallelStep<'_, M> {
 /// the same pass), parameters shared among `threads` in consecutive groups;
 /// returns the sum of the squares of the summed gradients.
 fn sum_gradients<M: Parameters<f32>>(first: &mut M, rest: &mut [M], threads: usize) -> f64 {
-    let mut replicas: Vec<_> = rest.iter_mut().map(|r| r.params_mut().into_iter()).collect();
+    let mut replicas: Vec<_> = rest.iter_mut().map(|r| r.trainable_params_mut().into_iter()).collect();
     let pairs: Vec<(&mut Param<f32>, Vec<&mut Param<f32>>)> = first
-        .params_mut()
+        .trainable_params_mut()
         .into_iter()
         .map(|p| (p, replicas.iter_mut().map(|r| r.next().expect("replicas have the same parameters")).collect()))
         .collect();

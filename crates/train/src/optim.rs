@@ -55,14 +55,15 @@ fn state_for<'a, T: Float>(
     Ok(m)
 }
 
-/// Runs `f` on every parameter, stopping at the first error.
+/// Runs `f` on every parameter that is not frozen, stopping at the first
+/// error.
 fn try_visit<T: Float>(
     params: &mut dyn Parameters<T>,
     mut f: impl FnMut(&str, &mut Param<T>) -> Result<()>,
 ) -> Result<()> {
     let mut result = Ok(());
     params.visit_mut(&mut |name, p| {
-        if result.is_ok() {
+        if result.is_ok() && !p.is_frozen() {
             result = f(name, p);
         }
     });
@@ -356,7 +357,7 @@ impl<T: Float> AdamW<T> {
         T: Send,
     {
         let mut count = 0;
-        params.visit(&mut |_, _| count += 1);
+        params.visit(&mut |_, p| count += usize::from(!p.is_frozen()));
         self.step_parallel_with(params, threads, None, vec![(); count], |_, ()| {})
     }
 
@@ -365,7 +366,8 @@ impl<T: Float> AdamW<T> {
     /// clipping would have written, bit for bit), and right after each
     /// parameter's update, on the same thread and while it is still in
     /// cache, `after(param, extra)` runs with that parameter's entry of
-    /// `extras` (one per parameter, in visiting order).
+    /// `extras` (one per parameter that is not frozen, in visiting order; frozen
+    /// parameters are left alone).
     ///
     /// # Errors
     /// As [`Optimizer::step`]; [`Error::ShapeMismatch`] if `extras` has not
@@ -382,14 +384,18 @@ impl<T: Float> AdamW<T> {
         T: Send,
     {
         let mut count = 0;
-        params.visit(&mut |_, _| count += 1);
+        params.visit(&mut |_, p| count += usize::from(!p.is_frozen()));
         if extras.len() != count {
             let got = addmul_core::Shape { rows: extras.len(), cols: 1 };
-            return Err(Error::shape("AdamW extras", format!("{count} (one per parameter)"), got));
+            return Err(Error::shape("AdamW extras", format!("{count} (one per trained parameter)"), got));
         }
         let mut named: Vec<(String, &mut Param<T>, E)> = Vec::with_capacity(count);
         let mut extras = extras.into_iter();
-        params.visit_mut(&mut |name, p| named.push((name.to_string(), p, extras.next().expect("counted above"))));
+        params.visit_mut(&mut |name, p| {
+            if !p.is_frozen() {
+                named.push((name.to_string(), p, extras.next().expect("counted above")));
+            }
+        });
         let k = self.begin_step();
         for (name, p, _) in &named {
             moments_for(&mut self.moments, name, p)?;

@@ -100,6 +100,29 @@ fn adamw_on_threads_takes_the_same_step_bit_for_bit() {
 }
 
 #[test]
+fn optimizers_leave_frozen_parameters_alone_and_keep_no_state_for_them() {
+    let make = || Mlp::<f32>::new(&[3, 4, 2], Activation::Relu, Init::Normal { std: 0.3 }, &mut rng(3)).unwrap();
+    for threads in [1, 2] {
+        let mut model = make();
+        let frozen = model.params()[0].value().clone();
+        model.params_mut()[0].freeze();
+        for p in model.trainable_params_mut() {
+            p.grad_mut().fill(0.5);
+        }
+        let mut adam = AdamW::new(AdamWConfig { weight_decay: 0.1, ..AdamWConfig::default() }).unwrap();
+        let trained = model.trainable_params_mut().len();
+        adam.step_parallel_with(&mut model, threads, None, vec![(); trained], |_, ()| {}).unwrap();
+        adam.step(&mut model).unwrap();
+        assert_eq!(model.params()[0].value(), &frozen, "weight decay and the update both skip it");
+        assert_ne!(model.params()[1].value(), make().params()[1].value());
+        assert_eq!(adam.moments().len(), 3, "moments for the 3 trained parameters only");
+        let mut sgd = Sgd::with_momentum(0.1, 0.9).unwrap();
+        sgd.step(&mut model).unwrap();
+        assert_eq!(model.params()[0].value(), &frozen);
+    }
+}
+
+#[test]
 fn adamw_decay_rule_can_be_replaced() {
     let mut p = scalar_pair(1.0, 1.0);
     let config = AdamWConfig { lr: 0.1, weight_decay: 0.5, ..AdamWConfig::default() };

@@ -407,7 +407,9 @@ impl<T: Float> Transformer<T> {
             None => {
                 // logits = Eᵀ h:  dE += h dlogitsᵀ,  dh = E dlogits.
                 let e = self.tgt_embed.weight_mut();
-                gemm(T::one(), h, Op::N, d_logits, Op::T, T::one(), e.grad_mut())?;
+                if let Some(grad) = e.trainable_grad() {
+                    gemm(T::one(), h, Op::N, d_logits, Op::T, T::one(), grad)?;
+                }
                 let mut dh = Matrix::zeros(h.nrows(), h.ncols());
                 gemm(T::one(), e.value(), Op::N, d_logits, Op::N, T::zero(), &mut dh)?;
                 Ok(dh)
