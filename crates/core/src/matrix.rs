@@ -214,6 +214,33 @@ unsafe fn gemm_kernel<T: Float>(
     }
 }
 
+/// Products with at least this many entries of `A` share a matrix-vector
+/// product's rows among the threads: below it, handing out the work costs
+/// more than it saves.
+const PARALLEL_GEMV_ENTRIES: usize = 1 << 18;
+
+/// The blocks of columns a large matrix-vector product with contiguous
+/// columns is summed in (fixed, so that the result does not depend on the
+/// number of threads).
+const GEMV_BLOCKS: usize = 4;
+
+/// A pointer that may cross to a worker thread: the rows each thread reads
+/// and writes are disjoint, and the pointees outlive the scope.
+#[derive(Clone, Copy)]
+struct SendPtr<T>(*const T);
+// SAFETY: only used inside `gemv`, whose threads read `A` and `x` (shared,
+// unchanged) and write disjoint chunks of `y`.
+unsafe impl<T> Send for SendPtr<T> {}
+// SAFETY: as above.
+unsafe impl<T> Sync for SendPtr<T> {}
+
+impl<T> SendPtr<T> {
+    /// The pointer (a method, so that a closure captures the whole wrapper).
+    fn get(self) -> *const T {
+        self.0
+    }
+}
+
 /// Matrix-vector products (`n = 1`), which general kernels handle slowly
 /// (they pack the whole matrix for one column). Returns `false` for layouts it
 /// does not cover, leaving the work to [`gemm_kernel`].
@@ -222,6 +249,13 @@ unsafe fn gemm_kernel<T: Float>(
 /// - unit row stride (columns contiguous): `y += A[:, j] · x[j]` per column;
 /// - unit column stride (rows contiguous): `y[i] = A[i, :] · x`, with eight
 ///   independent partial sums so that the compiler can vectorise.
+///
+/// A product is limited by how fast `A` streams from memory, and one core
+/// cannot draw all of it: a large product is shared among the pool's
+/// threads (cheaply when it is called on the pool:
+/// [`parallel::on_pool`](crate::parallel::on_pool)). Every `y[i]` is summed in the
+/// same order whatever the split, so the result is the same bit for bit on
+/// any number of threads.
 ///
 /// # Safety
 /// `a` is `m x k` with the given strides, `b` has `k` entries with stride
@@ -235,25 +269,68 @@ unsafe fn gemv<T: Float>(
     beta: T,
     (c, rsc): (*mut T, isize),
 ) -> bool {
+    if rsa != 1 && csa != 1 {
+        return false;
+    }
     // SAFETY (whole body): every offset stays inside the extents described by
     // the caller's shapes and strides.
     unsafe {
         let x: Vec<T> = (0..k).map(|j| *b.offset(j as isize * rsb)).collect();
         let mut y = vec![T::zero(); m];
-        if rsa == 1 {
-            for (j, &xj) in x.iter().enumerate() {
-                let col = std::slice::from_raw_parts(a.offset(j as isize * csa), m);
-                for (yi, &aij) in y.iter_mut().zip(col) {
-                    *yi += aij * xj;
+        let a = SendPtr(a);
+        // Rows `start..start + ys.len()` of `A x`, into `ys`.
+        let rows = |start: usize, ys: &mut [T]| {
+            if rsa == 1 {
+                for (j, &xj) in x.iter().enumerate() {
+                    let col = std::slice::from_raw_parts(a.get().offset(j as isize * csa + start as isize), ys.len());
+                    for (yi, &aij) in ys.iter_mut().zip(col) {
+                        *yi += aij * xj;
+                    }
+                }
+            } else {
+                for (i, yi) in ys.iter_mut().enumerate() {
+                    let row = std::slice::from_raw_parts(a.get().offset((start + i) as isize * rsa), k);
+                    *yi = dot_slices(row, &x);
                 }
             }
-        } else if csa == 1 {
-            for (i, yi) in y.iter_mut().enumerate() {
-                let row = std::slice::from_raw_parts(a.offset(i as isize * rsa), k);
-                *yi = dot_slices(row, &x);
+        };
+        use rayon::prelude::*;
+        let threads = rayon::current_num_threads();
+        let large = m * k >= PARALLEL_GEMV_ENTRIES;
+        let share = threads > 1;
+        if large && rsa == 1 && k >= GEMV_BLOCKS {
+            // Columns contiguous: each block of columns is one contiguous
+            // stretch of `A` (what memory streams fastest), summed into its
+            // own partial `y`; the partial sums are added in a fixed order, so
+            // the blocks, not the threads, decide the rounding.
+            let block = k.div_ceil(GEMV_BLOCKS);
+            let partial = |b: usize| {
+                let cols = b * block..((b + 1) * block).min(k);
+                let mut yb = vec![T::zero(); m];
+                    for j in cols {
+                    let col = std::slice::from_raw_parts(a.get().offset(j as isize * csa), m);
+                    let xj = x[j];
+                    for (yi, &aij) in yb.iter_mut().zip(col) {
+                        *yi += aij * xj;
+                    }
+                }
+                yb
+            };
+            let parts: Vec<Vec<T>> = if share {
+                (0..GEMV_BLOCKS).into_par_iter().with_max_len(1).map(partial).collect()
+            } else {
+                (0..GEMV_BLOCKS).map(partial).collect()
+            };
+            for i in 0..m {
+                y[i] = (parts[0][i] + parts[1][i]) + (parts[2][i] + parts[3][i]);
             }
+        } else if large && share && m >= 64 {
+            // Rows contiguous: each thread takes whole rows (chunks of whole
+            // cache lines of `y`, so that no two threads write one).
+            let chunk = m.div_ceil(threads).next_multiple_of(16);
+            y.par_chunks_mut(chunk).enumerate().for_each(|(i, ys)| rows(i * chunk, ys));
         } else {
-            return false;
+            rows(0, &mut y);
         }
         for (i, yi) in y.into_iter().enumerate() {
             let ci = c.offset(i as isize * rsc);
@@ -468,6 +545,42 @@ mod tests {
         assert_eq!(c, Matrix::from_element(2, 2, 2.0));
         gemm(0.5, &a, Op::N, &a, Op::N, 1.0, &mut c).unwrap();
         assert_eq!(c, Matrix::from_element(2, 2, 3.0));
+    }
+
+    #[test]
+    fn large_matrix_vector_products_are_the_same_bit_for_bit_on_any_number_of_threads() {
+        // Above PARALLEL_GEMV_ENTRIES, in both layouts (columns contiguous:
+        // `A x`; rows contiguous: `Aᵀ x`), with beta 0 and 1.
+        let (m, k) = (1000, 700);
+        let a = Matrix::<f32>::from_fn(m, k, |i, j| ((i * 31 + j * 7) % 23) as f32 / 7.0 - 1.5);
+        let x = Matrix::<f32>::from_fn(k, 1, |i, _| ((i * 13) % 11) as f32 / 3.0 - 1.0);
+        let xt = Matrix::<f32>::from_fn(m, 1, |i, _| ((i * 17) % 5) as f32 - 2.0);
+        let products = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            pool.install(|| {
+                let mut y = Matrix::from_element(m, 1, 0.5f32);
+                gemm(1.5, &a, Op::N, &x, Op::N, 1.0, &mut y).unwrap();
+                let mut yt = Matrix::from_element(k, 1, f32::NAN);
+                gemm(1.0, &a, Op::T, &xt, Op::N, 0.0, &mut yt).unwrap();
+                (y, yt)
+            })
+        };
+        let one = products(1);
+        for threads in [2, 3, 4] {
+            assert_eq!(products(threads), one, "{threads} threads");
+        }
+        // And outside any pool.
+        let mut y = Matrix::from_element(m, 1, 0.5f32);
+        gemm(1.5, &a, Op::N, &x, Op::N, 1.0, &mut y).unwrap();
+        assert_eq!(y, one.0);
+        // The right numbers: against f64.
+        let (a64, x64, xt64) = (a.map(f64::from), x.map(f64::from), xt.map(f64::from));
+        let want = (&a64 * &x64) * 1.5 + Matrix::from_element(m, 1, 0.5);
+        let want_t = a64.transpose() * &xt64;
+        for (got, want) in [(&one.0, &want), (&one.1, &want_t)] {
+            let err = got.map(f64::from).iter().zip(want.iter()).fold(0.0f64, |e, (g, w)| e.max((g - w).abs()));
+            assert!(err < 1e-3, "{err}");
+        }
     }
 
     #[test]

@@ -22,6 +22,21 @@ pub fn threads(requested: usize) -> usize {
     if requested == 0 { std::thread::available_parallelism().map_or(1, |n| n.get()) } else { requested }
 }
 
+/// The threads of the shared pool (one per core, unless `RAYON_NUM_THREADS`
+/// says otherwise).
+pub fn pool_threads() -> usize {
+    rayon::current_num_threads()
+}
+
+/// Runs `f` on a thread of the shared pool (on this one if it is one), so
+/// that the work `f` shares out inside (a large matrix-vector product, say)
+/// goes to threads that are awake and stealing work, instead of waking the
+/// pool from outside at every product: how decoding one token at a time,
+/// dozens of products per token, gets the memory bandwidth of every core.
+pub fn on_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    if rayon::current_thread_index().is_some() { f() } else { rayon::scope(|_| f()) }
+}
+
 /// Runs `f` on every item, each as its own job on the shared pool, and
 /// returns the results in the items' order. The order (and so any reduction
 /// over the results) does not depend on which thread ran which job. A panic

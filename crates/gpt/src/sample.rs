@@ -149,6 +149,12 @@ impl<'a, T: Float> Sampler<'a, T> {
     /// # Errors
     /// As [`Gpt::decode`].
     pub fn push(&mut self, token: TokenId) -> Result<()> {
+        // On the thread pool, where each product of one token's decoding
+        // shares the cores' memory bandwidth cheaply.
+        addmul_core::parallel::on_pool(|| self.push_here(token))
+    }
+
+    fn push_here(&mut self, token: TokenId) -> Result<()> {
         let block = self.model.config().block_size;
         self.context.push(token);
         if self.state.len() < block {
