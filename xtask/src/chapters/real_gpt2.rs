@@ -5,8 +5,10 @@
 //! run on the nursery rhymes, and what LoRA would train instead. Nothing is
 //! downloaded.
 
+use std::path::Path;
 use std::time::Instant;
 
+use addmul::adapters::{LoraOptions, attach_new};
 use addmul::charlm::NURSERY_RHYMES;
 use addmul::core::{ParametersExt, rng};
 use addmul::gpt::checkpoint::{load_model, model_safetensors};
@@ -94,38 +96,61 @@ fn book_perplexity(g: &mut Gen, model: &Gpt<f32>) -> Result<()> {
 /// Steps between two measurements of the held-out perplexity.
 const MEASURE_EVERY: u64 = 25;
 
-/// Full fine-tuning of the book's GPT on the nursery rhymes, measuring the
-/// perplexity of the held-out rhymes as it goes.
+/// One fine-tuning run on the rhymes: the held-out perplexity every
+/// `MEASURE_EVERY` steps, the seconds it took, and the parameters it trained.
+struct Tuning {
+    curve: Vec<(f64, f64)>,
+    seconds: f64,
+    trained: usize,
+    total: usize,
+}
+
+impl Tuning {
+    fn best(&self) -> (f64, f64) {
+        self.curve.iter().copied().min_by(|a, b| a.1.total_cmp(&b.1)).expect("measured at step 0")
+    }
+}
+
+/// Trains `model` on the rhymes `ids` with `config`, measuring the perplexity
+/// of `held` as it goes.
+fn tune(model: Gpt<f32>, config: &GptTrainConfig, ids: &[u32], held: &[u32]) -> Result<Tuning> {
+    let stride = model.config().block_size / 2;
+    let (trained, total) = (model.num_trainable(), model.num_params());
+    let mut curve = vec![(0.0, perplexity(&model, held, stride)?.perplexity)];
+    let mut trainer = GptTrainer::from_model(model, config.clone(), ids).context("the rhymes")?;
+    let start = Instant::now();
+    for step in 1..=config.max_iters {
+        trainer.train_step()?;
+        if step % MEASURE_EVERY == 0 {
+            curve.push((step as f64, perplexity(trainer.model(), held, stride)?.perplexity));
+        }
+    }
+    Ok(Tuning { curve, seconds: start.elapsed().as_secs_f64(), trained, total })
+}
+
+/// Fine-tuning of the book's GPT on the nursery rhymes, once every weight
+/// and once low-rank adapters alone, on the same budget, measuring the
+/// perplexity of the held-out rhymes as they go.
 fn finetune(g: &mut Gen, model: Gpt<f32>) -> Result<()> {
     let (text, _) = ArticleChars::normalize(NURSERY_RHYMES);
     let ids = ArticleChars.encode(&text)?;
     let held = held_out(&ids);
-    let context = model.config().block_size;
-    let stride = context / 2;
-    let before = perplexity(&model, held, stride)?.perplexity;
     let config = GptTrainConfig {
         max_iters: FINETUNE_STEPS,
         lr: 3e-4,
         min_lr: 3e-5,
         warmup_iters: 20,
         checkpoint_interval: 0,
-        block_size: context,
+        block_size: model.config().block_size,
         ..GptTrainConfig::preset("finetune")?
     };
-    let mut trainer = GptTrainer::from_model(model, config.clone(), &ids).context("the rhymes")?;
-    let start = Instant::now();
-    let mut curve = vec![(0.0, before)];
-    for step in 1..=FINETUNE_STEPS {
-        trainer.train_step()?;
-        if step % MEASURE_EVERY == 0 {
-            curve.push((step as f64, perplexity(trainer.model(), held, stride)?.perplexity));
-        }
-    }
-    let seconds = start.elapsed().as_secs_f64();
-    let (best_step, best) = curve.iter().copied().min_by(|a, b| a.1.total_cmp(&b.1)).context("measured")?;
-    let after = curve.last().context("measured")?.1;
+    let mut adapted = model.clone();
+    let full = tune(model, &config, &ids, held)?;
+    let (best_step, best) = full.best();
+    let before = full.curve[0].1;
+    let after = full.curve.last().context("measured")?.1;
     // The chapter's prose says the perplexity fell, then rose again.
-    ensure!(best < before && after > best, "the fine-tuning curve no longer falls then rises: {curve:?}");
+    ensure!(best < before && after > best, "the fine-tuning curve no longer falls then rises: {:?}", full.curve);
     g.values.set("ch16.finetune.chars", thousands(ids.len() as u64));
     g.values.set("ch16.finetune.held_chars", thousands(held.len() as u64));
     g.num("ch16.finetune.steps", FINETUNE_STEPS as f64, 0);
@@ -137,12 +162,43 @@ fn finetune(g: &mut Gen, model: Gpt<f32>) -> Result<()> {
     g.num("ch16.finetune.best", best, 2);
     g.num("ch16.finetune.best_step", best_step, 0);
     g.num("ch16.finetune.after", after, 2);
-    g.num("ch16.finetune.seconds", seconds, 1);
+    g.num("ch16.finetune.seconds", full.seconds, 1);
     let epochs =
         (FINETUNE_STEPS as usize * config.batch_size * config.block_size) as f64 / (ids.len() - held.len()) as f64;
     g.num("ch16.finetune.epochs", epochs, 0);
+
+    // The same budget with adapters on every linear layer, the rest frozen,
+    // at `addmul finetune --lora-rank`'s learning rate.
+    let options = LoraOptions {
+        rank: LORA_RANK,
+        alpha: 2.0 * LORA_RANK as f64,
+        targets: ["c_attn", "c_proj", "c_fc"].map(String::from).to_vec(),
+    };
+    attach_new(&mut adapted, &options, Path::new("book-gpt"), config.seed)?;
+    let lora_config = GptTrainConfig { lr: 1e-3, min_lr: 1e-4, ..config };
+    let lora = tune(adapted, &lora_config, &ids, held)?;
+    let (lora_best_step, lora_best) = lora.best();
+    let lora_after = lora.curve.last().context("measured")?.1;
+    // The prose says LoRA lowered the perplexity and overfit less.
+    ensure!(lora_best < before, "LoRA no longer lowers the held-out perplexity: {:?}", lora.curve);
+    ensure!(lora_after < after, "LoRA no longer ends below full fine-tuning: {:?} vs {:?}", lora.curve, full.curve);
+    g.num("ch16.lora_run.rank", LORA_RANK as f64, 0);
+    g.values.set("ch16.lora_run.lr", lora_config.lr);
+    g.values.set("ch16.lora_run.trained", thousands(lora.trained as u64));
+    g.values.set("ch16.lora_run.total", thousands(lora.total as u64));
+    g.values.set("ch16.lora_run.full_trained", thousands(full.trained as u64));
+    g.percent("ch16.lora_run.share", lora.trained as f64 / lora.total as f64);
+    // A gradient and AdamW's two moments per trained number, in f32.
+    g.num("ch16.lora_run.state_kb", 3.0 * 4.0 * lora.trained as f64 / 1e3, 0);
+    g.num("ch16.lora_run.full_state_kb", 3.0 * 4.0 * full.trained as f64 / 1e3, 0);
+    g.num("ch16.lora_run.best", lora_best, 2);
+    g.num("ch16.lora_run.best_step", lora_best_step, 0);
+    g.num("ch16.lora_run.after", lora_after, 2);
+    g.num("ch16.lora_run.seconds", lora.seconds, 1);
+    g.values.set("ch16.lora_run.compared", if lora_best < best { "lower than" } else { "not as low as" }.to_string());
     LineChart::new("Fine-tuning the book's GPT on nursery rhymes", "step", "perplexity of the held-out rhymes")
-        .series(Series::new("held-out rhymes", curve))
+        .series(Series::new("every weight", full.curve))
+        .series(Series::new(format!("LoRA, rank {LORA_RANK}"), lora.curve))
         .legend_at(SeriesLabelPosition::LowerRight)
         .save(g.figure("ch16_finetune.svg"))?;
     Ok(())
