@@ -20,6 +20,7 @@ use std::fmt;
 
 use nalgebra::{Dyn, RawStorage, RawStorageMut};
 
+use crate::parallel::PARALLEL_GEMV_ENTRIES;
 use crate::{Error, Float, Result};
 
 /// A dense, heap-allocated, column-major matrix.
@@ -214,11 +215,6 @@ unsafe fn gemm_kernel<T: Float>(
     }
 }
 
-/// Products with at least this many entries of `A` share a matrix-vector
-/// product's rows among the threads: below it, handing out the work costs
-/// more than it saves.
-const PARALLEL_GEMV_ENTRIES: usize = 1 << 18;
-
 /// The blocks of columns a large matrix-vector product with contiguous
 /// columns is summed in (fixed, so that the result does not depend on the
 /// number of threads).
@@ -307,7 +303,7 @@ unsafe fn gemv<T: Float>(
             let partial = |b: usize| {
                 let cols = b * block..((b + 1) * block).min(k);
                 let mut yb = vec![T::zero(); m];
-                    for j in cols {
+                for j in cols {
                     let col = std::slice::from_raw_parts(a.get().offset(j as isize * csa), m);
                     let xj = x[j];
                     for (yi, &aij) in yb.iter_mut().zip(col) {

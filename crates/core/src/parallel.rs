@@ -22,6 +22,11 @@ pub fn threads(requested: usize) -> usize {
     if requested == 0 { std::thread::available_parallelism().map_or(1, |n| n.get()) } else { requested }
 }
 
+/// Matrix-vector products whose matrix has at least this many entries are
+/// shared among the pool's threads ([`gemm`](crate::gemm) with one column):
+/// below it, handing out the work costs more than it saves.
+pub const PARALLEL_GEMV_ENTRIES: usize = 1 << 18;
+
 /// The threads of the shared pool (one per core, unless `RAYON_NUM_THREADS`
 /// says otherwise).
 pub fn pool_threads() -> usize {

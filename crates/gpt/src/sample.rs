@@ -149,9 +149,17 @@ impl<'a, T: Float> Sampler<'a, T> {
     /// # Errors
     /// As [`Gpt::decode`].
     pub fn push(&mut self, token: TokenId) -> Result<()> {
-        // On the thread pool, where each product of one token's decoding
-        // shares the cores' memory bandwidth cheaply.
-        addmul_core::parallel::on_pool(|| self.push_here(token))
+        // On the thread pool, where each large product of one token's
+        // decoding shares the cores' memory bandwidth cheaply; a model without
+        // such products stays on this thread (going to the pool costs a
+        // hand-over per token).
+        let c = self.model.config();
+        let largest = (4 * c.n_embd * c.n_embd).max(c.vocab_size * c.n_embd);
+        if largest >= addmul_core::parallel::PARALLEL_GEMV_ENTRIES {
+            addmul_core::parallel::on_pool(|| self.push_here(token))
+        } else {
+            self.push_here(token)
+        }
     }
 
     fn push_here(&mut self, token: TokenId) -> Result<()> {
