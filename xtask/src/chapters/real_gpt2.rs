@@ -189,8 +189,9 @@ fn finetune(g: &mut Gen, model: Gpt<f32>) -> Result<()> {
     g.values.set("ch16.lora_run.full_trained", thousands(full.trained as u64));
     g.percent("ch16.lora_run.share", lora.trained as f64 / lora.total as f64);
     // A gradient and AdamW's two moments per trained number, in f32.
-    g.num("ch16.lora_run.state_kb", 3.0 * 4.0 * lora.trained as f64 / 1e3, 0);
-    g.num("ch16.lora_run.full_state_kb", 3.0 * 4.0 * full.trained as f64 / 1e3, 0);
+    let kb = |numbers: usize| thousands((3.0 * 4.0 * numbers as f64 / 1e3).round() as u64);
+    g.values.set("ch16.lora_run.state_kb", kb(lora.trained));
+    g.values.set("ch16.lora_run.full_state_kb", kb(full.trained));
     g.num("ch16.lora_run.best", lora_best, 2);
     g.num("ch16.lora_run.best_step", lora_best_step, 0);
     g.num("ch16.lora_run.after", lora_after, 2);
