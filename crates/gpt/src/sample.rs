@@ -59,13 +59,23 @@ pub fn choose<T: Float>(logits: &[T], config: &SamplingConfig, rng: &mut Rng) ->
     if logits.is_empty() || logits.iter().any(|l| !l.finite()) {
         return Err(GptError::config("logits", "non-finite or empty", "the model produced unusable scores"));
     }
-    let mut order: Vec<usize> = (0..logits.len()).collect();
-    // Most likely first; ties by smaller id, so that choices are reproducible.
-    order.sort_by(|&a, &b| logits[b].partial_cmp(&logits[a]).unwrap_or(std::cmp::Ordering::Equal).then(a.cmp(&b)));
     if config.temperature == 0.0 {
-        return Ok(order[0] as TokenId);
+        // Greedy: the most likely token, the smallest id among equals.
+        let best = (1..logits.len()).fold(0, |best, i| if logits[i] > logits[best] { i } else { best });
+        return Ok(best as TokenId);
     }
-    order.truncate(config.top_k.unwrap_or(order.len()).min(order.len()));
+    // Most likely first; ties by smaller id, so that choices are reproducible.
+    let first =
+        |&a: &usize, &b: &usize| logits[b].partial_cmp(&logits[a]).unwrap_or(std::cmp::Ordering::Equal).then(a.cmp(&b));
+    let mut order: Vec<usize> = (0..logits.len()).collect();
+    if let Some(k) = config.top_k
+        && k < order.len()
+    {
+        // Only the top k need an order (GPT-2's vocabulary is 50,257 long).
+        order.select_nth_unstable_by(k - 1, first);
+        order.truncate(k);
+    }
+    order.sort_by(first);
     let max = logits[order[0]].as_f64();
     let mut probs: Vec<f64> = order.iter().map(|&i| ((logits[i].as_f64() - max) / config.temperature).exp()).collect();
     let total: f64 = probs.iter().sum();
