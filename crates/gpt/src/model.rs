@@ -373,6 +373,11 @@ impl<T: Float> Gpt<T> {
         &self.wte
     }
 
+    /// The learned position table, one column per position.
+    pub fn wpe(&self) -> &LearnedPositions<T> {
+        &self.wpe
+    }
+
     /// Every linear layer under its Hugging Face name, as
     /// [`Gpt::linear_layers_mut`] lists them.
     pub fn linear_layers(&self) -> Vec<(String, &Linear<T>)> {

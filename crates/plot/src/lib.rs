@@ -2,6 +2,8 @@
 //! self-contained SVG text: no system fonts, no scripts, no network.
 //!
 //! - [`LineChart`]: loss curves and other series against a step or epoch.
+//! - [`BarChart`]: values by category, one bar per group (probabilities at
+//!   several temperatures, two models' predictions).
 //! - [`Heatmap`]: a matrix of values (attention weights, positional
 //!   encodings) as coloured cells.
 //! - [`RegionMap`]: a classifier's decision regions over two inputs, with the
@@ -257,6 +259,139 @@ impl LineChart {
     ///
     /// # Errors
     /// As [`LineChart::to_svg`], or [`PlotError::Io`].
+    pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
+        save_svg(path.as_ref(), &self.to_svg()?)
+    }
+}
+
+/// Bars of values by category, one bar per group side by side in each
+/// category (softmax probabilities at several temperatures, say).
+#[derive(Debug, Clone, PartialEq)]
+pub struct BarChart {
+    title: String,
+    x_label: String,
+    y_label: String,
+    categories: Vec<String>,
+    groups: Vec<(String, Vec<f64>)>,
+    legend: SeriesLabelPosition,
+    size: (u32, u32),
+}
+
+impl BarChart {
+    /// An empty chart over `categories` (the x axis, left to right).
+    pub fn new(
+        title: impl Into<String>,
+        x_label: impl Into<String>,
+        y_label: impl Into<String>,
+        categories: Vec<String>,
+    ) -> Self {
+        BarChart {
+            title: title.into(),
+            x_label: x_label.into(),
+            y_label: y_label.into(),
+            categories,
+            groups: Vec::new(),
+            legend: SeriesLabelPosition::UpperRight,
+            size: (720, 420),
+        }
+    }
+
+    /// Adds a group: one value per category, drawn in the next colour.
+    pub fn group(mut self, name: impl Into<String>, values: Vec<f64>) -> Self {
+        self.groups.push((name.into(), values));
+        self
+    }
+
+    /// Puts the legend somewhere other than the upper right corner.
+    pub fn legend_at(mut self, position: SeriesLabelPosition) -> Self {
+        self.legend = position;
+        self
+    }
+
+    /// Renders the chart (the y axis starts at 0, or below it for negative
+    /// values).
+    ///
+    /// # Errors
+    /// [`PlotError::BadData`] without categories or groups, for a group
+    /// without one value per category, or for a value that is not finite.
+    pub fn to_svg(&self) -> Result<String> {
+        let n = self.categories.len();
+        if n == 0 || self.groups.is_empty() {
+            return Err(bad(&self.title, "no categories or no groups"));
+        }
+        let (mut lo, mut hi) = (0.0f64, 0.0f64);
+        for (name, values) in &self.groups {
+            if values.len() != n {
+                return Err(bad(&self.title, format!("group {name} has {} values for {n} categories", values.len())));
+            }
+            if let Some(v) = values.iter().find(|v| !v.is_finite()) {
+                return Err(bad(&self.title, format!("group {name} holds {v}")));
+            }
+            (lo, hi) = values.iter().fold((lo, hi), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+        }
+        let top = if hi > 0.0 { hi * 1.08 } else { 1.0 };
+        let bottom = if lo < 0.0 { lo * 1.08 } else { 0.0 };
+        render(self.size, &self.title, |root| {
+            let e = |e| draw_err(&self.title, e);
+            let mut chart = ChartBuilder::on(&root)
+                .caption(&self.title, ("sans-serif", 20))
+                .margin(12)
+                .x_label_area_size(40)
+                .y_label_area_size(56)
+                .build_cartesian_2d(0.0..n as f64, bottom..top)
+                .map_err(e)?;
+            // A tick at every half: the category's name at its middle.
+            let label = |v: &f64| {
+                let i = (v - 0.5).round();
+                if (v - 0.5 - i).abs() < 1e-9 && i >= 0.0 && (i as usize) < n {
+                    self.categories[i as usize].clone()
+                } else {
+                    String::new()
+                }
+            };
+            chart
+                .configure_mesh()
+                .x_desc(&self.x_label)
+                .y_desc(&self.y_label)
+                .x_labels(2 * n + 1)
+                .x_label_formatter(&label)
+                .disable_x_mesh()
+                .light_line_style(WHITE)
+                .draw()
+                .map_err(e)?;
+            let g = self.groups.len() as f64;
+            let width = 0.8 / g;
+            for (k, (name, values)) in self.groups.iter().enumerate() {
+                let colour = PALETTE[k % PALETTE.len()];
+                let left = |i: usize| i as f64 + 0.1 + k as f64 * width;
+                chart
+                    .draw_series(
+                        values
+                            .iter()
+                            .enumerate()
+                            .map(|(i, &v)| Rectangle::new([(left(i), 0.0), (left(i) + width, v)], colour.filled())),
+                    )
+                    .map_err(e)?
+                    .label(name)
+                    .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 14, y + 5)], colour.filled()));
+            }
+            if self.groups.len() > 1 {
+                chart
+                    .configure_series_labels()
+                    .border_style(BLACK.mix(0.3))
+                    .background_style(WHITE.mix(0.9))
+                    .position(self.legend.clone())
+                    .draw()
+                    .map_err(e)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Renders the chart into `path`, creating its folder.
+    ///
+    /// # Errors
+    /// As [`BarChart::to_svg`], or [`PlotError::Io`].
     pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
         save_svg(path.as_ref(), &self.to_svg()?)
     }
@@ -577,6 +712,25 @@ mod tests {
         let err = LineChart::new("t", "x", "y").series(Series::new("s", vec![(0.0, f64::NAN)])).to_svg().unwrap_err();
         assert!(err.to_string().contains("cannot be drawn"));
         assert!(Heatmap::new("h", vec![vec![1.0], vec![]]).to_svg().is_err());
+    }
+
+    #[test]
+    fn bar_chart_names_every_category_and_group() {
+        let categories: Vec<String> = ["cat", "dog", "emu"].map(String::from).to_vec();
+        let svg = BarChart::new("bars", "token", "probability", categories.clone())
+            .group("cold", vec![0.7, 0.2, 0.1])
+            .group("hot", vec![0.4, 0.35, 0.25])
+            .to_svg()
+            .unwrap();
+        for text in ["bars", "cat", "dog", "emu", "cold", "hot", "token"] {
+            assert!(svg.contains(&format!("\n{text}\n")), "missing {text}");
+        }
+        // Six bars plus the two legend swatches, over the background.
+        assert!(svg.matches("<rect").count() >= 8, "{svg}");
+        let short = BarChart::new("b", "x", "y", categories.clone()).group("g", vec![1.0]).to_svg().unwrap_err();
+        assert!(short.to_string().contains("1 values for 3 categories"), "{short}");
+        assert!(BarChart::new("b", "x", "y", categories).group("g", vec![1.0, f64::NAN, 0.0]).to_svg().is_err());
+        assert!(BarChart::new("b", "x", "y", vec![]).to_svg().is_err());
     }
 
     #[test]

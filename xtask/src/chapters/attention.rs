@@ -3,7 +3,7 @@
 use addmul::attention::Attention;
 use addmul::core::{Init, Matrix, rng};
 use addmul::nn::Linear;
-use addmul::plot::{Heatmap, LineChart, Series, SeriesLabelPosition};
+use addmul::plot::{BarChart, Heatmap, LineChart, Series, SeriesLabelPosition};
 use addmul::posenc::{Rope, sinusoidal};
 use addmul::softmax::{cross_entropy, softmax};
 use anyhow::Result;
@@ -112,6 +112,13 @@ fn softmax_chapter(g: &mut Gen) -> Result<()> {
     }
     chart.save(g.figure("ch08_temperature.svg"))?;
     g.num("ch08.temperature.uniform", 1.0 / scores.len() as f64, 3);
+    // The same three scores as bars at three temperatures.
+    let names: Vec<String> = scores.iter().map(|s| format!("score {s}")).collect();
+    let mut bars = BarChart::new("Softmax of [2, 1, 0.1] at three temperatures", "score", "probability", names);
+    for t in [0.5, 1.0, 2.0] {
+        bars = bars.group(format!("temperature {t}"), softmax(&scores.map(|v| v / t)).iter().copied().collect());
+    }
+    bars.save(g.figure("ch08_temperature_bars.svg"))?;
     Ok(())
 }
 

@@ -6,8 +6,8 @@ use addmul::demos::{DepthConfig, residual_depth};
 use addmul::dropout::Dropout;
 use addmul::layernorm::LayerNorm;
 use addmul::multihead::{KvCache, MultiHeadConfig};
-use addmul::plot::{Heatmap, LineChart, Series, SeriesLabelPosition};
-use anyhow::{Context, Result};
+use addmul::plot::{BarChart, Heatmap, LineChart, Series, SeriesLabelPosition};
+use anyhow::{Context, Result, ensure};
 
 use super::Gen;
 
@@ -19,6 +19,7 @@ fn fmt_list(values: impl IntoIterator<Item = f64>, decimals: usize) -> String {
 pub fn generate(g: &mut Gen) -> Result<()> {
     residual(g)?;
     layer_norm(g)?;
+    positions_of_the_book_gpt(g)?;
     dropout(g)?;
     multihead(g)
 }
@@ -100,11 +101,58 @@ fn layer_norm_of_the_book_gpt(g: &mut Gen) -> Result<()> {
     Ok(())
 }
 
+/// Chapter 13: the learned position table of the book's GPT, as the cosine
+/// similarity of every pair of positions.
+fn positions_of_the_book_gpt(g: &mut Gen) -> Result<()> {
+    let model = g.book_gpt.as_ref().context("chapter 14's generator trains the book's GPT first")?;
+    let table = model.wpe().weight().value().map(f64::from);
+    let n = table.ncols();
+    let unit: Vec<Vec<f64>> = (0..n)
+        .map(|p| {
+            let c = table.column(p);
+            let norm = c.norm();
+            c.iter().map(|v| v / norm).collect()
+        })
+        .collect();
+    let cos = |a: usize, b: usize| unit[a].iter().zip(&unit[b]).map(|(x, y)| x * y).sum::<f64>();
+    let similarity: Vec<Vec<f64>> = (0..n).map(|a| (0..n).map(|b| cos(a, b)).collect()).collect();
+    let mean_where = |keep: &dyn Fn(usize, usize) -> bool| {
+        let pairs: Vec<f64> = (0..n)
+            .flat_map(|a| (0..n).map(move |b| (a, b)))
+            .filter(|&(a, b)| keep(a, b))
+            .map(|(a, b)| cos(a, b))
+            .collect();
+        pairs.iter().sum::<f64>() / pairs.len() as f64
+    };
+    let near = mean_where(&|a, b| a.abs_diff(b) == 1);
+    let far = mean_where(&|a, b| a.abs_diff(b) >= n / 2);
+    // The chapter says neighbours learned similar columns and distant ones did not.
+    ensure!(near > far + 0.1, "neighbouring positions no longer more alike ({near:.3}) than distant ones ({far:.3})");
+    let labels: Vec<String> = (0..n).map(|p| if p % 8 == 0 { p.to_string() } else { String::new() }).collect();
+    Heatmap::new("The book's GPT: cosine similarity of its learned positions", similarity)
+        .labels(labels.clone(), labels)
+        .axes("position", "position")
+        .diverging()
+        .range(-1.0, 1.0)
+        .save(g.figure("ch13_learned_similarity.svg"))?;
+    g.num("ch13.learned.positions", n as f64, 0);
+    g.num("ch13.learned.dim", table.nrows() as f64, 0);
+    g.num("ch13.learned.near", near, 2);
+    g.num("ch13.learned.far", far, 2);
+    Ok(())
+}
+
 fn layer_norm(g: &mut Gen) -> Result<()> {
     layer_norm_of_the_book_gpt(g)?;
     let x = Matrix::from_column_slice(4, 1, &[1.0f64, 2.0, 3.0, 4.0]);
     let (y, _) = LayerNorm::new(4).forward(&x)?;
     g.values.set("ch10.example.output", fmt_list(y.iter().copied(), 4));
+    let features: Vec<String> = (1..=4).map(|i| format!("feature {i}")).collect();
+    BarChart::new("One token of four features, before and after layer norm", "feature", "value", features)
+        .group("the token [1, 2, 3, 4]", x.iter().copied().collect())
+        .group("after layer norm", y.iter().copied().collect())
+        .legend_at(SeriesLabelPosition::UpperLeft)
+        .save(g.figure("ch10_example.svg"))?;
     g.values.set("ch10.example.output_7", fmt_list(y.iter().copied(), 7));
     let (y0, _) = LayerNorm::new(4).with_eps(0.0)?.forward(&x)?;
     g.values.set("ch10.example.output_no_eps", fmt_list(y0.iter().copied(), 7));
