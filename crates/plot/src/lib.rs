@@ -2,6 +2,7 @@
 //! self-contained SVG text: no system fonts, no scripts, no network.
 //!
 //! - [`LineChart`]: loss curves and other series against a step or epoch.
+//! - [`NetworkDiagram`]: a small network with its weights on the arrows.
 //! - [`BarChart`]: values by category, one bar per group (probabilities at
 //!   several temperatures, two models' predictions).
 //! - [`Heatmap`]: a matrix of values (attention weights, positional
@@ -397,6 +398,127 @@ impl BarChart {
     }
 }
 
+/// A small neural network drawn as the article draws it: a column of
+/// circles per layer with each neuron's name and value, and every weight
+/// written on its arrow (blue positive, red negative, thicker for larger).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NetworkDiagram {
+    title: String,
+    layers: Vec<Vec<(String, String)>>,
+    weights: Vec<Vec<Vec<f64>>>,
+    size: (u32, u32),
+}
+
+impl NetworkDiagram {
+    /// An empty diagram.
+    pub fn new(title: impl Into<String>) -> Self {
+        NetworkDiagram { title: title.into(), layers: Vec::new(), weights: Vec::new(), size: (900, 500) }
+    }
+
+    /// Adds a layer (drawn to the right of the previous one): each neuron's
+    /// name (written above it) and value (written in it).
+    pub fn layer(mut self, neurons: Vec<(String, String)>) -> Self {
+        self.layers.push(neurons);
+        self
+    }
+
+    /// The weights from the previous layer into the last one added:
+    /// `weights[j][i]` multiplies neuron `i` of the previous layer on its way
+    /// to neuron `j` (a `[out, in]` weight matrix, row by row).
+    pub fn weights(mut self, weights: Vec<Vec<f64>>) -> Self {
+        self.weights.push(weights);
+        self
+    }
+
+    /// Renders the diagram.
+    ///
+    /// # Errors
+    /// [`PlotError::BadData`] without layers, or when the weights are not one
+    /// `[out, in]` matrix of finite numbers between each pair of layers.
+    pub fn to_svg(&self) -> Result<String> {
+        if self.layers.is_empty() || self.layers.iter().any(Vec::is_empty) {
+            return Err(bad(&self.title, "no layers, or an empty layer"));
+        }
+        if self.weights.len() + 1 != self.layers.len() {
+            return Err(bad(
+                &self.title,
+                format!("{} weight matrices for {} layers", self.weights.len(), self.layers.len()),
+            ));
+        }
+        for (l, w) in self.weights.iter().enumerate() {
+            let (from, to) = (self.layers[l].len(), self.layers[l + 1].len());
+            if w.len() != to || w.iter().any(|row| row.len() != from || row.iter().any(|v| !v.is_finite())) {
+                return Err(bad(&self.title, format!("weights {l} are not [{to}, {from}] finite numbers")));
+            }
+        }
+        let (width, height) = (self.size.0 as i32, self.size.1 as i32);
+        let radius = 28;
+        let x_of = |l: usize| {
+            let n = self.layers.len() as i32;
+            if n == 1 { width / 2 } else { 110 + l as i32 * (width - 220) / (n - 1) }
+        };
+        let y_of = |l: usize, i: usize| {
+            let n = self.layers[l].len() as i32;
+            let gap = (height - 130) / n.max(1);
+            75 + gap / 2 + i as i32 * gap + (height - 130 - gap * n) / 2
+        };
+        let largest = self.weights.iter().flatten().flatten().fold(0.0f64, |m, w| m.max(w.abs())).max(1e-12);
+        render(self.size, &self.title, |root| {
+            let e = |e| draw_err(&self.title, e);
+            let centred = |size: f64| {
+                ("sans-serif", size).into_font().into_text_style(&root).pos(Pos::new(HPos::Center, VPos::Center))
+            };
+            root.draw(&Text::new(self.title.clone(), (width / 2, 22), centred(20.0))).map_err(e)?;
+            // Every arrow, then every weight on its arrow, then the circles on
+            // top. A weight sits a fraction of the way along that grows with
+            // the target neuron, so that labels of crossing arrows part.
+            let arrows = self.weights.iter().enumerate().flat_map(|(l, w)| {
+                w.iter().enumerate().flat_map(move |(j, row)| row.iter().enumerate().map(move |(i, &v)| (l, j, i, v)))
+            });
+            let arrows: Vec<_> = arrows
+                .map(|(l, j, i, v)| {
+                    let ends = (x_of(l) + radius, y_of(l, i), x_of(l + 1) - radius, y_of(l + 1, j));
+                    let t = 0.18 + 0.5 * j as f64 / self.layers[l + 1].len() as f64;
+                    (ends, t, v)
+                })
+                .collect();
+            for &((x0, y0, x1, y1), _, v) in &arrows {
+                let colour = if v >= 0.0 { PALETTE[0] } else { PALETTE[1] };
+                let stroke = 1 + (3.0 * v.abs() / largest).round() as u32;
+                root.draw(&PathElement::new(vec![(x0, y0), (x1, y1)], colour.mix(0.7).stroke_width(stroke)))
+                    .map_err(e)?;
+            }
+            for &((x0, y0, x1, y1), t, v) in &arrows {
+                let colour = if v >= 0.0 { PALETTE[0] } else { PALETTE[1] };
+                let (tx, ty) = (x0 + ((x1 - x0) as f64 * t) as i32, y0 + ((y1 - y0) as f64 * t) as i32);
+                let text = format!("{v}");
+                let half = 3 * text.len() as i32 + 3;
+                root.draw(&Rectangle::new([(tx - half, ty - 8), (tx + half, ty + 8)], WHITE.mix(0.9).filled()))
+                    .map_err(e)?;
+                root.draw(&Text::new(text, (tx, ty), centred(11.0).color(&colour))).map_err(e)?;
+            }
+            for (l, layer) in self.layers.iter().enumerate() {
+                for (i, (name, value)) in layer.iter().enumerate() {
+                    let (x, y) = (x_of(l), y_of(l, i));
+                    root.draw(&Circle::new((x, y), radius, WHITE.filled())).map_err(e)?;
+                    root.draw(&Circle::new((x, y), radius, BLACK.mix(0.7).stroke_width(2))).map_err(e)?;
+                    root.draw(&Text::new(value.clone(), (x, y), centred(12.0))).map_err(e)?;
+                    root.draw(&Text::new(name.clone(), (x, y - radius - 11), centred(13.0))).map_err(e)?;
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// Renders the diagram into `path`, creating its folder.
+    ///
+    /// # Errors
+    /// As [`NetworkDiagram::to_svg`], or [`PlotError::Io`].
+    pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
+        save_svg(path.as_ref(), &self.to_svg()?)
+    }
+}
+
 /// A matrix of values as coloured cells, white (low) to dark blue (high).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Heatmap {
@@ -731,6 +853,23 @@ mod tests {
         assert!(short.to_string().contains("1 values for 3 categories"), "{short}");
         assert!(BarChart::new("b", "x", "y", categories).group("g", vec![1.0, f64::NAN, 0.0]).to_svg().is_err());
         assert!(BarChart::new("b", "x", "y", vec![]).to_svg().is_err());
+    }
+
+    #[test]
+    fn network_diagram_writes_every_neuron_and_weight() {
+        let svg = NetworkDiagram::new("net")
+            .layer(vec![("a".into(), "1".into()), ("b".into(), "2".into())])
+            .layer(vec![("out".into(), "0.5".into())])
+            .weights(vec![vec![0.25, -0.125]])
+            .to_svg()
+            .unwrap();
+        for text in ["net", "a", "b", "out", "0.5", "0.25", "-0.125"] {
+            assert!(svg.contains(&format!("\n{text}\n")), "missing {text}");
+        }
+        let wrong =
+            NetworkDiagram::new("n").layer(vec![("a".into(), String::new())]).layer(vec![("b".into(), String::new())]);
+        assert!(wrong.clone().to_svg().unwrap_err().to_string().contains("0 weight matrices for 2 layers"));
+        assert!(wrong.weights(vec![vec![1.0, 2.0]]).to_svg().is_err());
     }
 
     #[test]

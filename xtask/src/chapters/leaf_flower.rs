@@ -3,7 +3,7 @@
 use addmul::core::{Layer, Matrix, ParametersExt};
 use addmul::demos::{LeafFlowerOptions, leaf_flower};
 use addmul::leafflower::{self, ARTICLE_LEAF, ArticleNetwork, Class, SUNFLOWER};
-use addmul::plot::RegionMap;
+use addmul::plot::{NetworkDiagram, RegionMap};
 use addmul::softmax::{cross_entropy, l1_loss, softmax};
 use addmul::train::NudgeTrainer;
 use anyhow::Result;
@@ -26,6 +26,24 @@ pub fn generate(g: &mut Gen) -> Result<()> {
     }
     let with_bias = ArticleNetwork::new([0.25, 0.0, 0.0]).evaluate(ARTICLE_LEAF)?;
     g.num("ch01.leaf.hidden0_bias", with_bias.hidden[0], 3);
+
+    // The network itself, its weights on the arrows (read back from the
+    // crate's layers), the leaf's numbers in the neurons.
+    let leaf = net.evaluate(ARTICLE_LEAF)?;
+    let weights_of = |i: usize| -> Vec<Vec<f64>> {
+        let w = net.as_mlp().layers()[i].weight().value();
+        (0..w.nrows()).map(|r| w.row(r).iter().copied().collect()).collect()
+    };
+    let named = |names: &[&str], values: &[f64]| -> Vec<(String, String)> {
+        names.iter().zip(values).map(|(n, v)| (n.to_string(), format!("{}", (v * 1000.0).round() / 1000.0))).collect()
+    };
+    NetworkDiagram::new("The article's network on its leaf: every weight, every sum")
+        .layer(named(&["red", "green", "blue", "volume"], &ARTICLE_LEAF))
+        .layer(named(&["hidden 1", "hidden 2", "hidden 3"], &leaf.hidden))
+        .weights(weights_of(0))
+        .layer(named(&["leaf", "flower"], &leaf.scores))
+        .weights(weights_of(1))
+        .save(g.figure("ch01_network.svg"))?;
 
     // The fixed network's answer over green and volume, red and blue as the
     // article's leaf, with generated objects on top.

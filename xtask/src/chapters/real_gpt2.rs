@@ -90,6 +90,27 @@ fn book_perplexity(g: &mut Gen, model: &Gpt<f32>) -> Result<()> {
     g.num("ch16.ppl.full_nll", full.nll, 3);
     g.num("ch16.ppl.half_nll", half.nll, 3);
     g.num("ch16.ppl.vocab", ArticleChars::VOCAB_SIZE as f64, 0);
+    // The perplexity by stride, from windows side by side down to a few
+    // new tokens per window.
+    let strides: Vec<usize> = [context / 16, context / 8, context / 4, context / 2, context].into();
+    let mut curve = Vec::new();
+    for &stride in &strides {
+        curve.push((stride as f64, perplexity(model, held, stride)?.perplexity));
+    }
+    let (best_stride, best) = curve.iter().copied().min_by(|a, b| a.1.total_cmp(&b.1)).context("measured")?;
+    let last = curve[curve.len() - 1].1;
+    // The prose: the best stride is shorter than a window, and the shortest
+    // is not better than it.
+    ensure!(best < last && best_stride < context as f64, "a shorter stride no longer lowers the perplexity: {curve:?}");
+    g.num("ch16.ppl.stride_small", strides[0] as f64, 0);
+    g.num("ch16.ppl.small", curve[0].1, 2);
+    g.num("ch16.ppl.best_stride", best_stride, 0);
+    g.num("ch16.ppl.best", best, 2);
+    g.values.set("ch16.ppl.small_compared", if curve[0].1 > best { "higher again" } else { "no lower" }.to_string());
+    LineChart::new("The book's GPT on the held-out tenth of the book, by stride", "stride (tokens)", "perplexity")
+        .series(Series::new("perplexity", curve))
+        .legend_at(SeriesLabelPosition::LowerRight)
+        .save(g.figure("ch16_stride.svg"))?;
     Ok(())
 }
 
