@@ -1,6 +1,8 @@
 //! Checks that keep the book honest: every `{{#include}}` names a file and
 //! anchor that exist (mdBook would silently include nothing), every image
-//! exists, every `{{#value}}` is computed, and no prose (the chapters, the
+//! exists (generated figures are made afresh by every build, so a figure the
+//! build no longer draws is missing), every chapter has at least
+//! [`MIN_FIGURES`] figures, every `{{#value}}` is computed, and no prose (the
 //! README, ARCHITECTURE.md) types a number that looks measured
 //! ([`crate::prose_numbers`]).
 
@@ -44,6 +46,9 @@ pub fn includes(chapter: &Path, markdown: &str) -> Vec<Include> {
     }
     out
 }
+
+/// Figures every chapter (`chNN-*.md`) must have.
+pub const MIN_FIGURES: usize = 2;
 
 /// Markdown image targets `![alt](target)` in `markdown`.
 fn images(markdown: &str) -> Vec<&str> {
@@ -104,6 +109,13 @@ pub fn check_book(root: &Path, values: Option<&Values>) -> Result<()> {
                     problems.push(format!("{name}: anchor `{anchor}` not found in {}", inc.file.display()));
                 }
             }
+        }
+        let is_chapter = name.strip_prefix("ch").is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_digit()));
+        let figures = images(&text).len();
+        if is_chapter && figures < MIN_FIGURES {
+            problems.push(format!(
+                "{name}: {figures} figure(s); every chapter shows at least {MIN_FIGURES}, drawn by its generator"
+            ));
         }
         for image in images(&text) {
             if image.starts_with("http") {
@@ -172,11 +184,32 @@ mod tests {
         let root = crate::project_root().join("target/tmp").join(format!("xtask-check-numbers-{}", std::process::id()));
         let dir = root.join("book/src");
         std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("ch01.md"), "Founded in 1999.\n").unwrap();
+        std::fs::write(dir.join("ch01.md"), "Founded in 1999.\n\n![a](a.svg) ![b](b.svg)\n").unwrap();
+        std::fs::write(dir.join("a.svg"), "<svg/>").unwrap();
+        std::fs::write(dir.join("b.svg"), "<svg/>").unwrap();
         let err = check_book(&root, None).unwrap_err().to_string();
         assert!(err.contains("book/src/ch01.md:1: `1999` looks measured"), "{err}");
         let allow = "[[allow]]\nfile = \"book/src/ch01.md\"\nnumbers = [\"1999\"]\nreason = \"a year\"\n";
         std::fs::write(root.join("book/allowed-numbers.toml"), allow).unwrap();
+        check_book(&root, None).unwrap();
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn a_chapter_with_fewer_than_two_figures_fails_the_check() {
+        let root = crate::project_root().join("target/tmp").join(format!("xtask-check-figures-{}", std::process::id()));
+        let dir = root.join("book/src");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("a.svg"), "<svg/>").unwrap();
+        std::fs::write(dir.join("ch02-two.md"), "![a](a.svg)\n").unwrap();
+        // Not a chapter: no figures needed.
+        std::fs::write(dir.join("introduction.md"), "Hello.\n").unwrap();
+        let err = check_book(&root, None).unwrap_err().to_string();
+        assert!(err.contains("ch02-two.md: 1 figure(s)") && !err.contains("introduction"), "{err}");
+        std::fs::write(dir.join("ch02-two.md"), "![a](a.svg)\n![b](missing.svg)\n").unwrap();
+        let err = check_book(&root, None).unwrap_err().to_string();
+        assert!(err.contains("image missing.svg does not exist") && !err.contains("figure(s)"), "{err}");
+        std::fs::write(dir.join("ch02-two.md"), "![a](a.svg)\n![b](a.svg)\n").unwrap();
         check_book(&root, None).unwrap();
         std::fs::remove_dir_all(&root).unwrap();
     }

@@ -356,6 +356,7 @@ impl BarChart {
                 .y_desc(&self.y_label)
                 .x_labels(2 * n + 1)
                 .x_label_formatter(&label)
+                .y_label_formatter(&|v| tick(*v))
                 .disable_x_mesh()
                 .light_line_style(WHITE)
                 .draw()

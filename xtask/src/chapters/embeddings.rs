@@ -3,7 +3,7 @@
 use addmul::charlm::{self, CharModelConfig, NURSERY_RHYMES, Sampling};
 use addmul::core::{ParametersExt, rng};
 use addmul::embedding::cosine_similarity;
-use addmul::plot::Heatmap;
+use addmul::plot::{BarChart, Heatmap, SeriesLabelPosition};
 use addmul::tokenizer::ArticleChars;
 use anyhow::{Result, ensure};
 
@@ -83,6 +83,7 @@ pub fn generate(g: &mut Gen) -> Result<()> {
     let epochs = super::gpt::book_gpt_tokens().div_ceil(n_train.max(1));
     let book_config = CharModelConfig { epochs, ..CharModelConfig::article_embedding() };
     let book_run = charlm::train(&book_config, book, &mut |_| {})?;
+    g.book_mlp = Some(book_run.model.clone());
     let table = book_run.model.embedding().expect("the embedding configuration has a table");
     g.num("ch05.book.chars", book.chars().count() as f64, 0);
     g.num("ch05.book.epochs", book_config.epochs as f64, 0);
@@ -122,6 +123,14 @@ pub fn generate(g: &mut Gen) -> Result<()> {
     let (vowel_vowel, vowel_consonant) = vowel_similarity(table)?;
     g.num("ch05.book.vowel_vowel", vowel_vowel, 2);
     g.num("ch05.book.vowel_consonant", vowel_consonant, 2);
+    // The prose: on the book, vowels are more alike than a vowel and a consonant.
+    ensure!(vowel_vowel > vowel_consonant, "vowels no longer alike on the book: {vowel_vowel} vs {vowel_consonant}");
+    let pairs = vec!["two vowels".to_string(), "a vowel and a consonant".to_string()];
+    BarChart::new("Mean cosine similarity of the learned character vectors", "pair", "cosine similarity", pairs)
+        .group("trained on the rhymes", vec![rhyme_vowels.0, rhyme_vowels.1])
+        .group("trained on the book", vec![vowel_vowel, vowel_consonant])
+        .legend_at(SeriesLabelPosition::UpperRight)
+        .save(g.figure("ch05_vowels.svg"))?;
 
     let mut sims = Vec::new();
     for &(_, a) in &ids {

@@ -28,12 +28,14 @@ pub struct Gen {
     /// Chapter 5's network on the book's text: validation loss by training
     /// examples seen (chapter 4 draws it beside the GPT's).
     pub book_mlp_curve: Vec<(f64, f64)>,
+    /// That network itself (chapter 4 asks it and the GPT the same question).
+    pub book_mlp: Option<addmul::charlm::CharModel>,
 }
 
 impl Gen {
     /// A generator writing into `dir`.
     pub fn new(dir: PathBuf) -> Self {
-        Gen { dir, values: Values::default(), book_gpt: None, book_mlp_curve: Vec::new() }
+        Gen { dir, values: Values::default(), book_gpt: None, book_mlp_curve: Vec::new(), book_mlp: None }
     }
 
     /// The path of figure `name` (under `generated/figures`).

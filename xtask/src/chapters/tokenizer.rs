@@ -13,7 +13,7 @@ use std::time::Instant;
 use addmul::charlm::{self, CharModelConfig, NURSERY_RHYMES, examples};
 use addmul::corpus::TINYSHAKESPEARE_SHA256;
 use addmul::demos::{CharModelOptions, char_model};
-use addmul::plot::{LineChart, Series};
+use addmul::plot::{BarChart, LineChart, Series};
 use addmul::tokenizer::{
     ArticleChars, Bpe, BpeTrainer, CharTokenizer, Pattern, SentencePieceBpeTrainer, SpecialPolicy, Tokenizer,
     UnigramTrainer, bytes,
@@ -146,6 +146,17 @@ fn chapter3(g: &mut Gen) -> Result<()> {
     let p_of = |c: char| after.iter().find(|x| x.0 == c).map_or(0.0, |x| x.1);
     g.percent("ch03.p_sat", p_of('s'));
     g.percent("ch03.p_had", p_of('h'));
+    let mut ranked = after.clone();
+    ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    ranked.truncate(8);
+    BarChart::new(
+        "The character model after \"humpty dumpty \": the 8 likeliest next characters",
+        "next character",
+        "probability",
+        ranked.iter().map(|(c, _)| if *c == ' ' { "space".to_string() } else { c.to_string() }).collect(),
+    )
+    .group("probability", ranked.iter().map(|(_, p)| *p).collect())
+    .save(g.figure("ch03_next_after_humpty.svg"))?;
     LineChart::new("The character model: training and validation loss", "epoch", "cross-entropy")
         .series(Series::new("training", epochs.iter().map(|r| (r.epoch as f64, r.train_loss)).collect()))
         .series(Series::new(
@@ -276,6 +287,27 @@ fn chapter6(g: &mut Gen) -> Result<()> {
     )?;
     check_measured_corpus(&file).with_context(|| format!("refusing {}", measured.display()))?;
     let Some(Value::Object(map)) = file.get("corpus") else { bail!("{} has no \"corpus\"", measured.display()) };
+    let tokenizers = [
+        ("characters", "chars_tokens"),
+        ("GPT-2", "gpt2_tokens"),
+        ("BPE", "bpe_tokens"),
+        ("BPE, no pre-split", "bpe_nosplit_tokens"),
+        ("SentencePiece BPE", "spbpe_tokens"),
+        ("unigram", "unigram_tokens"),
+    ];
+    let counts = tokenizers
+        .iter()
+        .map(|(_, key)| map.get(*key).and_then(Value::as_u64).map(|n| n as f64 / 1e3))
+        .collect::<Option<Vec<f64>>>()
+        .with_context(|| format!("{} lacks a token count", measured.display()))?;
+    BarChart::new(
+        "tinyshakespeare in tokens, by tokenizer",
+        "tokenizer",
+        "thousands of tokens",
+        tokenizers.iter().map(|(name, _)| name.to_string()).collect(),
+    )
+    .group("tokens", counts)
+    .save(g.figure("ch06_tokens_by_tokenizer.svg"))?;
     for (k, v) in map {
         let v = match v {
             Value::String(s) => s.clone(),
