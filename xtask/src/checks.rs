@@ -47,6 +47,53 @@ pub fn includes(chapter: &Path, markdown: &str) -> Vec<Include> {
     out
 }
 
+/// The glossary's problems: every entry is a line `- **Term**: ...` with a
+/// link to the chapter that introduces the term, which must exist and use
+/// the term (case aside; `{{#...}}` directives do not count); entries are in
+/// alphabetical order.
+fn check_glossary(src: &Path) -> Vec<String> {
+    let Ok(text) = std::fs::read_to_string(src.join("glossary.md")) else {
+        return vec!["glossary.md is missing".to_string()];
+    };
+    let mut problems = Vec::new();
+    let mut previous = String::new();
+    for (n, line) in text.lines().enumerate().filter(|(_, l)| l.starts_with("- **")) {
+        let at = format!("glossary.md:{}", n + 1);
+        let Some((term, rest)) = line["- **".len()..].split_once("**") else {
+            problems.push(format!("{at}: an entry is `- **Term**: ...`"));
+            continue;
+        };
+        let key = term.to_lowercase();
+        if key < previous {
+            problems.push(format!("{at}: `{term}` is out of alphabetical order"));
+        }
+        previous = key.clone();
+        let Some(target) = rest.rsplit_once("](").and_then(|(_, t)| t.split_once(')')).map(|(t, _)| t) else {
+            problems.push(format!("{at}: `{term}` links to no chapter"));
+            continue;
+        };
+        let Ok(chapter) = std::fs::read_to_string(src.join(target)) else {
+            problems.push(format!("{at}: `{term}` links to {target}, which does not exist"));
+            continue;
+        };
+        // The chapter's own words: without `{{#include}}`/`{{#value}}` directives.
+        let mut words = String::new();
+        let mut rest = chapter.as_str();
+        while let Some(start) = rest.find("{{#") {
+            words.push_str(&rest[..start]);
+            rest = rest[start..].find("}}").map_or("", |end| &rest[start + end + 2..]);
+        }
+        words.push_str(rest);
+        if !words.to_lowercase().contains(&key) {
+            problems.push(format!("{at}: `{term}` does not occur in {target}, the chapter it links to"));
+        }
+    }
+    if problems.is_empty() && previous.is_empty() {
+        problems.push("glossary.md has no entries".to_string());
+    }
+    problems
+}
+
 /// Figures every chapter (`chNN-*.md`) must have.
 pub const MIN_FIGURES: usize = 2;
 
@@ -85,6 +132,9 @@ fn chapters(src: &Path) -> Result<Vec<PathBuf>> {
 pub fn check_book(root: &Path, values: Option<&Values>) -> Result<()> {
     let src = &root.join("book/src");
     let mut problems = crate::prose_numbers::check_root(root);
+    if src.join("SUMMARY.md").is_file() {
+        problems.extend(check_glossary(src));
+    }
     let mut used = std::collections::BTreeSet::new();
     for chapter in chapters(src)? {
         let text = std::fs::read_to_string(&chapter)?;
@@ -211,6 +261,26 @@ mod tests {
         assert!(err.contains("image missing.svg does not exist") && !err.contains("figure(s)"), "{err}");
         std::fs::write(dir.join("ch02-two.md"), "![a](a.svg)\n![b](a.svg)\n").unwrap();
         check_book(&root, None).unwrap();
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn glossary_entries_must_link_to_a_chapter_that_uses_them_in_order() {
+        let root =
+            crate::project_root().join("target/tmp").join(format!("xtask-check-glossary-{}", std::process::id()));
+        let src = root.join("book/src");
+        std::fs::create_dir_all(&src).unwrap();
+        std::fs::write(src.join("ch01-x.md"), "A neuron adds. {{#value ch01.loss}}\n").unwrap();
+        let good = "- **Neuron**: adds. ([Chapter 1](ch01-x.md))\n";
+        std::fs::write(src.join("glossary.md"), good).unwrap();
+        assert!(check_glossary(&src).is_empty(), "{:?}", check_glossary(&src));
+        let bad = "- **Neuron**: adds. ([Chapter 1](ch01-x.md))\n- **Loss**: in a directive only. ([1](ch01-x.md))\n\
+                   - **Weight**: ([9](ch09-missing.md))\n";
+        std::fs::write(src.join("glossary.md"), bad).unwrap();
+        let problems = check_glossary(&src).join("\n");
+        assert!(problems.contains("`Loss` is out of alphabetical order"), "{problems}");
+        assert!(problems.contains("`Loss` does not occur in ch01-x.md"), "{problems}");
+        assert!(problems.contains("`Weight` links to ch09-missing.md, which does not exist"), "{problems}");
         std::fs::remove_dir_all(&root).unwrap();
     }
 
