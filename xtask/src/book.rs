@@ -48,6 +48,7 @@ fn build(book_dir: &Path, values: Values) -> Result<()> {
     let mut book = mdbook_driver::MDBook::load(book_dir).map_err(|e| anyhow::anyhow!("loading the book: {e:#}"))?;
     book.with_preprocessor(ValuesPreprocessor(values));
     book.with_preprocessor(mdbook_katex::preprocess::KatexProcessor);
+    book.with_preprocessor(crate::math::MathGuard);
     book.build().map_err(|e| anyhow::anyhow!("building the book: {e:#}"))?;
     eprintln!("book built: {}", book_dir.join("build").join("index.html").display());
     Ok(())

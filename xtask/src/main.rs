@@ -13,9 +13,11 @@
 //!   `PROPTEST_RNG_SEED`s and report each failure with its minimal input.
 
 mod book;
+mod browser;
 mod chapters;
 mod checks;
 mod fuzz;
+mod math;
 mod measured;
 mod prose_numbers;
 mod readme;
@@ -43,6 +45,10 @@ enum Command {
         #[arg(long)]
         no_generate: bool,
     },
+    /// Open every page of the built book in headless Chromium: images
+    /// loaded, formulas laid out, no TeX showing as text; screenshots of
+    /// every chapter in target/browser/screenshots.
+    Browser,
     /// Merge criterion's medians (from `cargo bench`) into
     /// book/measured/criterion.json, where the book reads its timings.
     BenchRecord,
@@ -80,6 +86,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Book { no_generate } => book::run(&project_root(), !no_generate),
+        Command::Browser => browser::run(&project_root()),
         Command::BenchRecord => measured::record(&project_root()),
         Command::Seeds { count, first } => seeds::run(&project_root(), count, first),
         Command::Fuzz { seconds, runs, targets } => {
