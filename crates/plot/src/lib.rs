@@ -639,8 +639,11 @@ impl Heatmap {
                 .disable_mesh()
                 .x_desc(&self.x_label)
                 .y_desc(&self.y_label)
-                .x_labels(cols.min(40))
-                .y_labels(rows.min(40))
+                // Every cell may carry a label when labels are given (empty
+                // ones draw nothing, so a sparse list stays readable);
+                // numbered cells at most 40 per axis.
+                .x_labels(if self.col_labels.is_empty() { cols.min(40) } else { cols })
+                .y_labels(if self.row_labels.is_empty() { rows.min(40) } else { rows })
                 .x_label_formatter(&|v| {
                     centre(v).filter(|&c| c < cols).map(|c| label(&self.col_labels, c)).unwrap_or_default()
                 })
