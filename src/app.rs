@@ -816,14 +816,19 @@ pub fn train(options: &TrainOptions, out: &mut dyn Write, mut say: impl FnMut(&s
             last.step, last.train_loss, last.val_loss
         ));
     } else if let Some(last) = trainer.evals().last() {
+        // The FLOP count is full training's; a run with frozen weights (LoRA)
+        // skips their gradients, so it has no such figure.
+        let frozen = addmul_core::ParametersExt::num_trainable(trainer.model())
+            < addmul_core::ParametersExt::num_params(trainer.model());
+        let gflops = model_config.training_flops(tokens_per_step as usize, config.block_size) / (ms / 1000.0) / 1e9;
         (progress.say)(&format!(
-            "done: step {}, train loss {:.4}, validation loss {:.4}; median {:.1} ms per step, {:.0} tokens/s, {:.1} GFLOP/s",
+            "done: step {}, train loss {:.4}, validation loss {:.4}; median {:.1} ms per step, {:.0} tokens/s{}",
             last.step,
             last.train_loss,
             last.val_loss,
             ms,
             tokens_per_step / (ms / 1000.0),
-            model_config.training_flops(tokens_per_step as usize, config.block_size) / (ms / 1000.0) / 1e9,
+            if frozen { String::new() } else { format!(", {gflops:.1} GFLOP/s") },
         ));
     }
     let evals = trainer.evals();
