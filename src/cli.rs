@@ -38,8 +38,9 @@ pub enum Command {
     /// `transformers` documentation.
     Eval(EvalArgs),
     /// Continue training a pretrained model (an addmul run or a Hugging Face
-    /// GPT-2 folder) on a text: every weight (full fine-tuning); each
-    /// checkpoint is again a Hugging Face folder.
+    /// GPT-2 folder) on a text: every weight (full fine-tuning), or with
+    /// --lora-rank low-rank adapters only; each checkpoint is again a Hugging
+    /// Face folder (with PEFT's adapter files for LoRA).
     Finetune(FinetuneArgs),
     /// Tokenizers.
     #[command(subcommand)]
