@@ -168,14 +168,8 @@ fn finetune_trains_every_weight_and_each_checkpoint_is_again_a_hugging_face_fold
     let said = said.borrow().join("\n");
     assert!(said.contains("fine-tuning") && said.contains("16016 parameters"), "{said}");
     // The validation loss falls from the pretrained model's.
-    let log = std::fs::read_to_string(dir.0.join("run/log.jsonl")).unwrap();
-    let val: Vec<f64> = log
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .filter(|v| v["type"] == "eval")
-        .map(|v| v["val_loss"].as_f64().unwrap())
-        .collect();
-    assert_eq!(val.len(), 4, "{log}");
+    let val = common::val_losses(&dir.0.join("run"));
+    assert_eq!(val.len(), 4, "{val:?}");
     assert!(val[3] < val[0] - 1.0, "validation loss {val:?}");
     // The checkpoint holds the model's tokenizer files byte for byte, and
     // loads (as transformers loads it: same files, same layout).

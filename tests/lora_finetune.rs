@@ -108,13 +108,7 @@ fn finetune_with_lora_trains_only_the_adapters_and_checkpoints_them_as_peft_file
     // 2 layers x (c_attn 16 -> 48 and c_fc 16 -> 64) x rank 4.
     let trained = 2 * 4 * ((16 + 48) + (16 + 64));
     assert!(said.contains(&format!("training {trained} of {} parameters", 16016 + trained)), "{said}");
-    let log = std::fs::read_to_string(dir.0.join("run/log.jsonl")).unwrap();
-    let val: Vec<f64> = log
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .filter(|v| v["type"] == "eval")
-        .map(|v| v["val_loss"].as_f64().unwrap())
-        .collect();
+    let val = common::val_losses(&dir.0.join("run"));
     assert!(val[val.len() - 1] < val[0] - 0.5, "validation loss {val:?}");
 
     // The checkpoint: GPT-2's own weights exactly as they were, and the

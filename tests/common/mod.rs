@@ -55,3 +55,13 @@ impl Drop for Temp {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// The validation losses a run's `log.jsonl` recorded, in order.
+pub fn val_losses(run: &std::path::Path) -> Vec<f64> {
+    let log = std::fs::read_to_string(run.join("log.jsonl")).unwrap();
+    log.lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["type"] == "eval")
+        .map(|v| v["val_loss"].as_f64().unwrap())
+        .collect()
+}

@@ -15,7 +15,7 @@
 //! hundred, and gradients of that size need a smaller step than rounding
 //! allows.
 
-use addmul_core::gradcheck::{TIGHT, within};
+use addmul_core::gradcheck::{GradReport, TIGHT, within};
 use addmul_core::{GradCheck, Init, Parameters, ParametersExt, rng};
 use addmul_gpt::{Batch, Gpt, GptConfig, GptError};
 use addmul_lora::{AdapterSet, BaseLayers, LoraConfig};
@@ -45,9 +45,10 @@ struct Case {
     seed: u64,
 }
 
-/// The whole model's gradient on `case`, or the report of the failed check.
-fn check(case: Case) -> Result<(), String> {
-    let Case { vocab, layers, heads, head_dim, t, b, bias, gelu_tanh, dropout, seed } = case;
+/// The model of `case`, with weights ten times GPT-2's 0.02 so that every
+/// path matters.
+fn model_of(case: &Case) -> Gpt<f64> {
+    let Case { vocab, layers, heads, head_dim, t, bias, gelu_tanh, dropout, seed, .. } = *case;
     let config = GptConfig {
         dropout: if dropout { 0.3 } else { 0.0 },
         bias,
@@ -56,19 +57,35 @@ fn check(case: Case) -> Result<(), String> {
         ..GptConfig::new(vocab, t + 1, layers, heads, heads * head_dim)
     };
     let mut model = Gpt::<f64>::new(config, &mut rng(seed)).unwrap();
-    // Larger weights than GPT-2's 0.02 so that every path matters.
     model.visit_mut_scale(10.0);
-    let ids: Vec<u32> = (0..b * t).map(|i| ((seed as usize).wrapping_add(i * 7) % vocab) as u32).collect();
-    let targets: Vec<u32> = (0..b * t).map(|i| ((seed as usize).wrapping_add(i * 3 + 1) % vocab) as u32).collect();
-    let batch = Batch { inputs: &ids, targets: &targets, seq_len: t, ignore: None };
-    let report = GradCheck { richardson: true, ..GradCheck::default() }
-        .run(&mut model, &mut [], |m, _| {
+    model
+}
+
+/// `case`'s batch: `b` sequences of `t` inputs and their targets.
+fn batch_of(case: &Case) -> (Vec<u32>, Vec<u32>) {
+    let Case { vocab, t, b, seed, .. } = *case;
+    let ids = (0..b * t).map(|i| ((seed as usize).wrapping_add(i * 7) % vocab) as u32).collect();
+    let targets = (0..b * t).map(|i| ((seed as usize).wrapping_add(i * 3 + 1) % vocab) as u32).collect();
+    (ids, targets)
+}
+
+/// The gradient check of `model` on `batch`, the dropout mask held fixed.
+fn report_of(model: &mut Gpt<f64>, batch: &Batch<'_>, seed: u64) -> GradReport {
+    GradCheck { richardson: true, ..GradCheck::default() }
+        .run(model, &mut [], |m, _| {
             let mut masks = rng(seed ^ 0xd0);
-            let loss = m.forward_backward(&batch, Some(&mut masks), 1.0)?;
+            let loss = m.forward_backward(batch, Some(&mut masks), 1.0)?;
             Ok::<_, GptError>((loss, vec![]))
         })
-        .unwrap();
-    within(&report, TIGHT)
+        .unwrap()
+}
+
+/// The whole model's gradient on `case`, or the report of the failed check.
+fn check(case: Case) -> Result<(), String> {
+    let mut model = model_of(&case);
+    let (ids, targets) = batch_of(&case);
+    let batch = Batch { inputs: &ids, targets: &targets, seq_len: case.t, ignore: None };
+    within(&report_of(&mut model, &batch, case.seed), TIGHT)
 }
 
 proptest! {
@@ -89,19 +106,11 @@ proptest! {
 /// non-zero `B`): exactly the adapters' entries are checked, and the frozen
 /// weights get no gradient at all.
 fn check_adapted(case: Case, rank: usize, targets: &[&str]) -> Result<(), String> {
-    let Case { vocab, layers, heads, head_dim, t, b, bias, gelu_tanh, dropout, seed } = case;
-    let config = GptConfig {
-        dropout: if dropout { 0.3 } else { 0.0 },
-        bias,
-        gelu_tanh,
-        layer_norm_eps: 1e-3,
-        ..GptConfig::new(vocab, t + 1, layers, heads, heads * head_dim)
-    };
-    let mut model = Gpt::<f64>::new(config, &mut rng(seed)).unwrap();
-    model.visit_mut_scale(10.0);
+    let seed = case.seed;
+    let mut model = model_of(&case);
     model.freeze_all();
     let sizes: BaseLayers =
-        model.linear_layers_mut().into_iter().map(|(n, l)| (n, (l.in_features(), l.out_features()))).collect();
+        model.linear_layers().into_iter().map(|(n, l)| (n, (l.in_features(), l.out_features()))).collect();
     let mut set = AdapterSet::<f64>::new(LoraConfig::new(rank, 2.0 * rank as f64, targets), &sizes, &mut rng(seed ^ 1))
         .map_err(|e| e.to_string())?;
     let mut draw = rng(seed ^ 2);
@@ -109,16 +118,9 @@ fn check_adapted(case: Case, rank: usize, targets: &[&str]) -> Result<(), String
         *p.value_mut() = Init::Uniform { bound: 1.0 }.matrix(p.shape().rows, p.shape().cols, &mut draw)
     });
     set.attach_to(model.linear_layers_mut()).map_err(|e| e.to_string())?;
-    let ids: Vec<u32> = (0..b * t).map(|i| ((seed as usize).wrapping_add(i * 7) % vocab) as u32).collect();
-    let targets: Vec<u32> = (0..b * t).map(|i| ((seed as usize).wrapping_add(i * 3 + 1) % vocab) as u32).collect();
-    let batch = Batch { inputs: &ids, targets: &targets, seq_len: t, ignore: None };
-    let report = GradCheck { richardson: true, ..GradCheck::default() }
-        .run(&mut model, &mut [], |m, _| {
-            let mut masks = rng(seed ^ 0xd0);
-            let loss = m.forward_backward(&batch, Some(&mut masks), 1.0)?;
-            Ok::<_, GptError>((loss, vec![]))
-        })
-        .unwrap();
+    let (ids, targets) = batch_of(&case);
+    let batch = Batch { inputs: &ids, targets: &targets, seq_len: case.t, ignore: None };
+    let report = report_of(&mut model, &batch, seed);
     if report.checked != set.num_params() || model.num_trainable() != set.num_params() {
         return Err(format!("checked {} entries; the adapters have {}", report.checked, set.num_params()));
     }

@@ -105,6 +105,25 @@ fn render(
     Ok(svg)
 }
 
+/// Draws a chart's legend (its series' labels) at `position`, in a light box.
+fn draw_legend<'a, DB, CT>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    position: &SeriesLabelPosition,
+    title: &str,
+) -> Result<()>
+where
+    DB: DrawingBackend + 'a,
+    CT: CoordTranslate,
+{
+    chart
+        .configure_series_labels()
+        .border_style(BLACK.mix(0.3))
+        .background_style(WHITE.mix(0.9))
+        .position(position.clone())
+        .draw()
+        .map_err(|e| draw_err(title, e))
+}
+
 fn padded_range(lo: f64, hi: f64) -> (f64, f64) {
     if hi > lo {
         let pad = (hi - lo) * 0.05;
@@ -246,14 +265,7 @@ impl LineChart {
                 .draw_series(std::iter::once(Text::new(label.clone(), (*mx, y.end), ("sans-serif", 13))))
                 .map_err(e)?;
         }
-        chart
-            .configure_series_labels()
-            .border_style(BLACK.mix(0.3))
-            .background_style(WHITE.mix(0.9))
-            .position(self.legend.clone())
-            .draw()
-            .map_err(e)?;
-        Ok(())
+        draw_legend(&mut chart, &self.legend, &self.title)
     }
 
     /// Renders the chart into `path`, creating its folder.
@@ -378,13 +390,7 @@ impl BarChart {
                     .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 14, y + 5)], colour.filled()));
             }
             if self.groups.len() > 1 {
-                chart
-                    .configure_series_labels()
-                    .border_style(BLACK.mix(0.3))
-                    .background_style(WHITE.mix(0.9))
-                    .position(self.legend.clone())
-                    .draw()
-                    .map_err(e)?;
+                draw_legend(&mut chart, &self.legend, &self.title)?;
             }
             Ok(())
         })
