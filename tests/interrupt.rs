@@ -206,7 +206,13 @@ fn killed_at_random_moments_and_resumed_each_time_training_ends_bit_for_bit_as_i
     // The uninterrupted run, with a checkpoint after every step (so that
     // kills land in checkpoint writes too).
     let whole = Temp::new("unkilled");
+    let clock = Instant::now();
     assert!(start(&whole.0, 1, STEPS).wait().unwrap().success());
+    // Each life lasts at most (the time the steps still to go took
+    // uninterrupted) / (the kills still to come + 1): never more than half of
+    // what is left, and the bound follows the run's real progress, so every
+    // kill lands before the end on a fast machine as on a slow (or busier) one.
+    let micros_per_step = clock.elapsed().as_micros() as u64 / STEPS;
     let reference = whole.0.join("run").join(format!("step-{STEPS:06}"));
 
     let dir = Temp::new("killed");
@@ -240,7 +246,12 @@ fn killed_at_random_moments_and_resumed_each_time_training_ends_bit_for_bit_as_i
             }
             start(&dir.0, 1, STEPS)
         };
-        std::thread::sleep(Duration::from_micros(rng.below(80_000)));
+        let done: u64 = std::fs::read_to_string(run.join("latest"))
+            .ok()
+            .and_then(|l| l.trim().strip_prefix("step-")?.parse().ok())
+            .unwrap_or(0);
+        let longest_life = micros_per_step * (STEPS - done) / (KILLS - kills + 1) as u64;
+        std::thread::sleep(Duration::from_micros(rng.below(longest_life.max(1))));
         if child.try_wait().unwrap().is_none() {
             child.kill().unwrap(); // SIGKILL
             kills += 1;
