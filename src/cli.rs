@@ -65,6 +65,11 @@ pub enum Command {
     /// translating numbers from English into German words.
     #[command(subcommand)]
     Transformer(TransformerCommand),
+    /// A web page on 127.0.0.1 to explore every chapter's real model: change
+    /// a number and see the sums, type a sentence and see its tokens, see
+    /// where each head attends, move the temperature, train and watch the
+    /// loss fall.
+    Explore(ExploreArgs),
     /// Chapter 3: the article's first language model, 12 characters in, the
     /// next one out.
     CharModel {
@@ -75,6 +80,34 @@ pub enum Command {
         #[arg(long)]
         epochs: Option<usize>,
     },
+}
+
+/// `addmul explore`'s arguments.
+#[derive(Debug, Args)]
+pub struct ExploreArgs {
+    /// The model the pages use: a run, a checkpoint or a Hugging Face GPT-2
+    /// folder (default: runs/cpu-small when it holds a run; else train one
+    /// from the page).
+    #[arg(long, value_name = "DIR")]
+    pub model: Option<PathBuf>,
+    /// The port (default: any free one; the address is printed).
+    #[arg(long, default_value_t = 0)]
+    pub port: u16,
+    /// The address to listen on. Anything but 127.0.0.1 lets other machines
+    /// use the explorer (a warning says so).
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: std::net::IpAddr,
+    /// Where runs are: the Train page trains into it, and models are read
+    /// only from it and from --model.
+    #[arg(long, value_name = "DIR", default_value = "runs")]
+    pub runs: PathBuf,
+    /// The built book, for the pages' chapter links (default: book/build
+    /// when it exists).
+    #[arg(long, value_name = "DIR")]
+    pub book: Option<PathBuf>,
+    /// Open the page in the desktop's browser.
+    #[arg(long)]
+    pub open: bool,
 }
 
 /// The subcommands of `addmul transformer`.
@@ -478,6 +511,27 @@ fn run_command(cli: Cli, out: &mut dyn Write, mut say: impl FnMut(&str) + 'stati
         Command::Transformer(TransformerCommand::Numbers(args)) => {
             let command = std::env::args().collect::<Vec<_>>().join(" ");
             args.run(&command, out)?;
+        }
+        Command::Explore(args) => {
+            let options = crate::explore::ExploreOptions {
+                host: args.host,
+                port: args.port,
+                model: args.model,
+                runs: args.runs,
+                book: args
+                    .book
+                    .or_else(|| Some(PathBuf::from("book/build")).filter(|b| b.join("index.html").is_file())),
+            };
+            // The address goes to standard output (first line), for scripts
+            // and tests; the rest to `say`.
+            let mut first = true;
+            crate::explore::run(&options, args.open, |line| {
+                if std::mem::take(&mut first) {
+                    let _ = writeln!(out, "{line}").and_then(|()| out.flush());
+                } else {
+                    say(line);
+                }
+            })?;
         }
         Command::CharModel { data, epochs } => {
             let options = crate::demos::CharModelOptions { text: data, epochs, ..Default::default() };

@@ -49,6 +49,7 @@ pub mod app;
 pub mod cli;
 pub mod corpus;
 pub mod demos;
+pub mod explore;
 pub mod text;
 
 /// What can go wrong in a demo or command: the underlying crates' errors,

@@ -45,7 +45,7 @@ pub use config::GptConfig;
 pub use error::{GptError, Result};
 pub use eval::{Perplexity, perplexity};
 pub use model::{Batch, Block, DecodeState, Gpt, TokenId};
-pub use sample::{Sampler, SamplingConfig, choose};
+pub use sample::{Sampler, SamplingConfig, choose, distribution};
 pub use train::{
     CheckpointPlan, EvalReport, GptTrainConfig, GptTrainer, MemoryEstimate, ModelFiles, Observer, PRESETS, StepReport,
 };

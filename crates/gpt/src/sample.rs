@@ -64,6 +64,34 @@ pub fn choose<T: Float>(logits: &[T], config: &SamplingConfig, rng: &mut Rng) ->
         let best = (1..logits.len()).fold(0, |best, i| if logits[i] > logits[best] { i } else { best });
         return Ok(best as TokenId);
     }
+    let probs = distribution(logits, config)?;
+    let mut u: f64 = rng.random();
+    for &(id, p) in &probs {
+        u -= p;
+        if u < 0.0 {
+            return Ok(id);
+        }
+    }
+    Ok(probs[probs.len() - 1].0)
+}
+
+/// The tokens [`choose`] draws from and their probabilities, most likely
+/// first (ties by smaller id): softmax of `logits / temperature` over the
+/// `top_k` most likely, cut to the smallest set whose probabilities reach
+/// `top_p`, renormalised. Temperature 0 (greedy) is the most likely token
+/// with probability 1.
+///
+/// # Errors
+/// As [`choose`].
+pub fn distribution<T: Float>(logits: &[T], config: &SamplingConfig) -> Result<Vec<(TokenId, f64)>> {
+    config.validate()?;
+    if logits.is_empty() || logits.iter().any(|l| !l.finite()) {
+        return Err(GptError::config("logits", "non-finite or empty", "the model produced unusable scores"));
+    }
+    if config.temperature == 0.0 {
+        let best = (1..logits.len()).fold(0, |best, i| if logits[i] > logits[best] { i } else { best });
+        return Ok(vec![(best as TokenId, 1.0)]);
+    }
     // Most likely first; ties by smaller id, so that choices are reproducible.
     let first =
         |&a: &usize, &b: &usize| logits[b].partial_cmp(&logits[a]).unwrap_or(std::cmp::Ordering::Equal).then(a.cmp(&b));
@@ -92,14 +120,7 @@ pub fn choose<T: Float>(logits: &[T], config: &SamplingConfig, rng: &mut Rng) ->
         let total: f64 = probs.iter().sum();
         probs.iter_mut().for_each(|p| *p /= total);
     }
-    let mut u: f64 = rng.random();
-    for (k, p) in probs.iter().enumerate() {
-        u -= p;
-        if u < 0.0 {
-            return Ok(order[k] as TokenId);
-        }
-    }
-    Ok(order[probs.len() - 1] as TokenId)
+    Ok(order.into_iter().zip(probs).map(|(i, p)| (i as TokenId, p)).collect())
 }
 // ANCHOR_END: choose
 

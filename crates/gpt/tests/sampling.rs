@@ -2,7 +2,7 @@
 //! choose exactly what sorting every token first chooses.
 
 use addmul_core::{Rng, rng};
-use addmul_gpt::{SamplingConfig, choose};
+use addmul_gpt::{SamplingConfig, choose, distribution};
 use proptest::prelude::*;
 use rand::RngExt;
 
@@ -59,6 +59,24 @@ proptest! {
         for draw in 0..4 {
             let (mut a, mut b) = (rng(seed ^ draw), rng(seed ^ draw));
             prop_assert_eq!(choose(&logits, &config, &mut a).unwrap(), reference(&logits, &config, &mut b));
+        }
+    }
+
+    #[test]
+    fn the_distribution_sums_to_one_is_sorted_and_holds_every_choice(
+        logits in prop::collection::vec((-4i32..4).prop_map(|v| v as f32 / 2.0), 1..60),
+        greedy: bool, temperature in 0.1..3.0f64, top_k in prop::option::of(1..70usize),
+        top_p in prop::option::of(0.05..1.0f64), seed: u64,
+    ) {
+        let config = SamplingConfig { temperature: if greedy { 0.0 } else { temperature }, top_k, top_p, seed };
+        let probs = distribution(&logits, &config).unwrap();
+        let total: f64 = probs.iter().map(|p| p.1).sum();
+        prop_assert!((total - 1.0).abs() < 1e-12, "sums to {}", total);
+        prop_assert!(probs.len() <= top_k.unwrap_or(logits.len()).min(logits.len()));
+        prop_assert!(probs.windows(2).all(|w| w[0].1 >= w[1].1 && logits[w[0].0 as usize] >= logits[w[1].0 as usize]));
+        for draw in 0..4 {
+            let chosen = choose(&logits, &config, &mut rng(seed ^ draw)).unwrap();
+            prop_assert!(probs.iter().any(|p| p.0 == chosen), "{} was chosen but is not in {:?}", chosen, probs);
         }
     }
 }
