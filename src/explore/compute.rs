@@ -218,10 +218,14 @@ pub struct CorpusTokenizers {
     chars: CharTokenizer,
     bpe: addmul_tokenizer::Bpe,
     unigram: addmul_tokenizer::Unigram,
+    rhymes: addmul_tokenizer::Bpe,
 }
 
 /// The subword tokenizers' vocabulary size.
 pub const CORPUS_VOCAB: usize = 1024;
+/// Chapter 6's small BPE on the nursery rhymes: 50 merges, with which
+/// " cats" is " cat" + "s".
+pub const RHYMES_VOCAB: usize = 256 + 50;
 
 impl CorpusTokenizers {
     /// Trains them on the book's text (a second or two, once).
@@ -234,6 +238,7 @@ impl CorpusTokenizers {
             chars: CharTokenizer::from_text(text).unknown_chars(UnknownChars::Replace),
             bpe: BpeTrainer::new(CORPUS_VOCAB).pattern(Some(Pattern::Gpt2)).train(text)?,
             unigram: UnigramTrainer::new(CORPUS_VOCAB).train(text)?,
+            rhymes: BpeTrainer::new(RHYMES_VOCAB).train(addmul_charlm::NURSERY_RHYMES)?,
         })
     }
 }
@@ -273,6 +278,12 @@ pub fn tokens(state: &Explorer, request: TokensRequest) -> Answer<TokensResponse
             "BPE",
             format!("byte-level BPE with GPT-2's pre-splitting, {CORPUS_VOCAB} ids, trained on the book (chapter 6)"),
             &corpus.bpe,
+            text,
+        ),
+        split(
+            "BPE (rhymes)",
+            format!("chapter 6's byte-level BPE: {} merges learned from the nursery rhymes", RHYMES_VOCAB - 256),
+            &corpus.rhymes,
             text,
         ),
         split(
@@ -552,13 +563,18 @@ mod tests {
 
     #[test]
     fn principal_components_find_the_long_axis_first() {
-        // Points along (1, 1, 0) with a little spread along (0, 0, 1).
+        // Points along (1, 1, 0) with a little spread along (0, 0, 1), the
+        // two uncorrelated.
         let vectors: Vec<Vec<f64>> =
-            (0..20).map(|i| vec![i as f64, i as f64, if i % 2 == 0 { 0.5 } else { -0.5 }]).collect();
+            (0..20).map(|i| vec![(i / 2) as f64, (i / 2) as f64, if i % 2 == 0 { 0.5 } else { -0.5 }]).collect();
         let (coords, explained) = principal_components(&vectors);
-        assert!(explained[0] > 0.99 && explained[1] > 0.0 && explained[0] + explained[1] <= 1.0 + 1e-12);
+        // Variances: 8.25 along each of x and y, 0.25 along z.
+        assert!(
+            (explained[0] - 16.5 / 16.75).abs() < 1e-9 && (explained[1] - 0.25 / 16.75).abs() < 1e-9,
+            "{explained:?}"
+        );
         // Along the first direction, consecutive points are sqrt(2) apart.
-        assert!(((coords[1][0] - coords[0][0]).abs() - 2f64.sqrt()).abs() < 1e-9, "{coords:?}");
+        assert!(((coords[2][0] - coords[0][0]).abs() - 2f64.sqrt()).abs() < 1e-9, "{coords:?}");
         assert!((coords[0][1].abs() - 0.5).abs() < 1e-9, "{coords:?}");
     }
 

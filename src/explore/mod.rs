@@ -449,3 +449,50 @@ fn open_browser(url: &str, say: &mut dyn FnMut(&str)) {
         Err(e) => say(&format!("could not open a browser ({opener}: {e}); open {url} yourself")),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_in_the_work_is_a_500_with_a_message_and_the_next_request_is_served() {
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        runtime.block_on(async {
+            let failed = blocking(|| -> std::result::Result<u8, ApiError> { panic!("index out of bounds") }).await;
+            assert_eq!(failed.status(), StatusCode::INTERNAL_SERVER_ERROR);
+            let body = axum::body::to_bytes(failed.into_body(), 1 << 16).await.unwrap();
+            let error: ErrorResponse = serde_json::from_slice(&body).unwrap();
+            assert!(
+                error.error.contains("index out of bounds") && error.error.contains("still serving"),
+                "{}",
+                error.error
+            );
+            let served = blocking(|| -> std::result::Result<u8, ApiError> { Ok(7) }).await;
+            assert_eq!(served.status(), StatusCode::OK);
+        });
+    }
+
+    #[test]
+    fn paths_outside_the_runs_and_the_given_model_are_refused() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/tmp/explore-allowed");
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(root.join("runs/a")).unwrap();
+        std::fs::create_dir_all(root.join("elsewhere")).unwrap();
+        let state = Explorer::new(&root.join("runs"), None).unwrap();
+        assert!(state.allowed_path("a").is_ok());
+        assert_eq!(state.allowed_path("../elsewhere").unwrap_err().code(), StatusCode::FORBIDDEN);
+        assert_eq!(
+            state.allowed_path(root.join("elsewhere").to_str().unwrap()).unwrap_err().code(),
+            StatusCode::FORBIDDEN
+        );
+        assert_eq!(state.allowed_path("a/../../elsewhere").unwrap_err().code(), StatusCode::FORBIDDEN);
+        assert_eq!(state.allowed_path("missing").unwrap_err().code(), StatusCode::NOT_FOUND);
+        #[cfg(unix)]
+        {
+            // A link inside the runs folder that leads outside it.
+            std::os::unix::fs::symlink(root.join("elsewhere"), root.join("runs/link")).unwrap();
+            assert_eq!(state.allowed_path("link").unwrap_err().code(), StatusCode::FORBIDDEN);
+        }
+        let _ = std::fs::remove_dir_all(&root);
+    }
+}
