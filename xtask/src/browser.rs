@@ -1,100 +1,70 @@
-//! `cargo xtask browser`: the built book in a real browser.
+//! `cargo xtask browser`: the built book and the explorer in a real
+//! browser, both through one harness ([`crate::webdriver`]).
 //!
-//! Headless Chromium opens every page of `book/build` (inside one harness
-//! page, each in an iframe) and reports, per page: every image that did not
-//! load, every formula (MathML) laid out with no width, and any TeX source
-//! visible as text outside code (`\frac`, `_{`, `$$`, ...: what a formula
-//! that fell out of its math element shows). A canary page with a broken
-//! formula and a missing image runs beside them and must be caught, so the
-//! check cannot pass by seeing nothing. Screenshots of every chapter go to
+//! The book: headless Chromium opens every page of `book/build` and
+//! reports, per page: every image that did not load, every formula (MathML)
+//! laid out with no width, any TeX source visible as text outside code
+//! (`\frac`, `_{`, `$$`, ...: what a formula that fell out of its math
+//! element shows), and console errors. A canary page with a broken formula
+//! and a missing image runs beside them and must be caught, so the check
+//! cannot pass by seeing nothing.
+//!
+//! The explorer (`addmul explore`, started on a free port with a runs
+//! folder of its own): every page loads with no console error, no failed
+//! request and nothing in its problems box, and on each page one real
+//! interaction (typed keys, clicks) changes what is shown. A canary request
+//! for a missing file must show up as a problem.
+//!
+//! Screenshots of every chapter and every explorer page go to
 //! `target/browser/screenshots/`.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
 
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
 
-/// The harness: loads each page in turn and writes the findings as JSON
-/// into `<pre id="result">`.
-const HARNESS: &str = r#"<!doctype html><html><body><pre id="result">pending</pre><script>
-const pages = PAGES;
-const results = [];
-let i = 0;
-function next() {
-  if (i >= pages.length) { document.getElementById("result").textContent = JSON.stringify(results); return; }
-  const f = document.createElement("iframe");
-  f.style.width = "1200px"; f.style.height = "900px";
-  f.onload = () => {
-    const d = f.contentDocument;
-    const main = d.querySelector("main") || d.body;
-    const images = [...main.querySelectorAll("img")]
-      .filter(im => !(im.complete && im.naturalWidth > 0)).map(im => im.getAttribute("src"));
-    const maths = [...main.querySelectorAll("math")];
-    const flat = maths.filter(m => m.getBoundingClientRect().width <= 0).length;
-    const clone = main.cloneNode(true);
-    clone.querySelectorAll("pre, code, math").forEach(e => e.remove());
-    const text = clone.textContent;
-    const tex = [...text.matchAll(/\\(frac|operatorname|text|sqrt|left|right|cdot|sum|mathbf|mathrm|qquad|top)\b|\$\$|_\{|\^\{/g)]
-      .map(m => text.slice(Math.max(0, m.index - 30), m.index + 30).replace(/\s+/g, " "));
-    results.push({page: pages[i], broken_images: images, math: maths.length, flat_math: flat, tex: tex});
-    f.remove(); i++; next();
-  };
-  f.src = pages[i];
-  document.body.appendChild(f);
-}
-next();
-</script></body></html>"#;
+use crate::webdriver::Browser;
+
+/// The book page check: the findings for the page loaded, as JSON.
+const CHECK: &str = r#"
+const main = document.querySelector("main") || document.body;
+const images = [...main.querySelectorAll("img")]
+  .filter(im => !(im.complete && im.naturalWidth > 0)).map(im => im.getAttribute("src"));
+const maths = [...main.querySelectorAll("math")];
+const flat = maths.filter(m => m.getBoundingClientRect().width <= 0).length;
+const clone = main.cloneNode(true);
+clone.querySelectorAll("pre, code, math").forEach(e => e.remove());
+const text = clone.textContent;
+const tex = [...text.matchAll(/\\(frac|operatorname|text|sqrt|left|right|cdot|sum|mathbf|mathrm|qquad|top)\b|\$\$|_\{|\^\{/g)]
+  .map(m => text.slice(Math.max(0, m.index - 30), m.index + 30).replace(/\s+/g, " "));
+return {page: location.href, broken_images: images, math: maths.length, flat_math: flat, tex: tex};
+"#;
 
 /// A page the check must fault: markdown's emphasis inside a TeX annotation
 /// (chapter 7's old bug) and an image that does not exist.
 const CANARY: &str = r#"<!doctype html><html><body><main><p><math display="block"><semantics><mi>x</mi><annotation encoding="application/x-tex">\text{w}<em>{\cdot j} = \frac{a}{b}</em>{\cdot j}</annotation></semantics></math></p><img src="missing.svg"></main></body></html>"#;
 
-fn chromium() -> Result<PathBuf> {
-    if let Some(path) = std::env::var_os("ADDMUL_CHROMIUM") {
-        return Ok(PathBuf::from(path));
-    }
-    for name in ["chromium", "chromium-browser", "google-chrome"] {
-        if let Ok(out) = Command::new("which").arg(name).output()
-            && out.status.success()
-        {
-            return Ok(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()));
-        }
-    }
-    bail!("no Chromium found (apt-get install chromium, or set ADDMUL_CHROMIUM); .ci/run installs it")
-}
-
-fn headless(browser: &Path) -> Command {
-    let mut c = Command::new(browser);
-    c.args(["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--allow-file-access-from-files"]);
-    c
-}
-
 fn url(path: &Path) -> String {
     format!("file://{}", path.display())
 }
 
-/// The findings for each page, as the harness reported them.
-fn inspect(browser: &Path, work: &Path, pages: &[PathBuf]) -> Result<Vec<Value>> {
-    let list = serde_json::to_string(&pages.iter().map(|p| url(p)).collect::<Vec<_>>())?;
-    let harness = work.join("harness.html");
-    std::fs::write(&harness, HARNESS.replace("PAGES", &list))?;
-    let out = headless(browser)
-        .args(["--virtual-time-budget=60000", "--dump-dom"])
-        .arg(url(&harness))
-        .output()
-        .with_context(|| format!("running {}", browser.display()))?;
-    let dom = String::from_utf8_lossy(&out.stdout);
-    let json = dom
-        .split_once(r#"<pre id="result">"#)
-        .and_then(|(_, rest)| rest.split_once("</pre>"))
-        .map(|(json, _)| json.replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", "\"").replace("&amp;", "&"))
-        .with_context(|| format!("the harness printed no result:\n{}", String::from_utf8_lossy(&out.stderr)))?;
-    let results: Vec<Value> = serde_json::from_str(&json).with_context(|| format!("the harness's result: {json}"))?;
-    if results.len() != pages.len() {
-        bail!("the harness reported {} of {} pages (time ran out?)", results.len(), pages.len());
+/// The findings for each page, with its console errors.
+fn inspect(browser: &Browser, pages: &[PathBuf], shots: &Path) -> Result<Vec<Value>> {
+    let mut findings = Vec::new();
+    for page in pages {
+        browser.open(&url(page))?;
+        // Images and formulas are laid out by the time the load event fired.
+        browser.wait_for("document.readyState === 'complete'", 30, &format!("{} did not load", page.display()))?;
+        let mut finding = browser.run(CHECK)?;
+        finding["console"] = browser.console_errors()?.into();
+        let name = page.file_stem().unwrap_or_default().to_string_lossy().to_string();
+        if name.starts_with("ch") || name == "introduction" {
+            browser.screenshot(&shots.join(format!("{name}.png")))?;
+        }
+        findings.push(finding);
     }
-    Ok(results)
+    Ok(findings)
 }
 
 /// What is wrong with one page's findings.
@@ -110,19 +80,33 @@ fn problems(finding: &Value) -> Vec<String> {
     for text in finding["tex"].as_array().into_iter().flatten() {
         out.push(format!("{page}: TeX visible as text: …{}…", text.as_str().unwrap_or("")));
     }
+    for text in finding["console"].as_array().into_iter().flatten() {
+        out.push(format!("{page}: console: {}", text.as_str().unwrap_or("")));
+    }
     out
 }
 
+/// Checks the book and the explorer.
+pub fn run(root: &Path, book: bool, explorer: bool) -> Result<()> {
+    let work = root.join("target/browser");
+    let shots = work.join("screenshots");
+    std::fs::create_dir_all(&shots)?;
+    let browser = Browser::start(1280, 2400)?;
+    if book {
+        check_book(root, &browser, &work, &shots)?;
+    }
+    if explorer {
+        crate::explorer_check::run(root, &browser, &work, &shots)?;
+    }
+    Ok(())
+}
+
 /// Checks every page of the built book and screenshots every chapter.
-pub fn run(root: &Path) -> Result<()> {
+fn check_book(root: &Path, browser: &Browser, work: &Path, shots: &Path) -> Result<()> {
     let build = root.join("book/build");
     if !build.join("index.html").is_file() {
         bail!("{} has no built book: run `cargo xtask book` first", build.display());
     }
-    let browser = chromium()?;
-    let work = root.join("target/browser");
-    let shots = work.join("screenshots");
-    std::fs::create_dir_all(&shots)?;
     let mut pages: Vec<PathBuf> = std::fs::read_dir(&build)?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|e| e == "html"))
@@ -132,7 +116,7 @@ pub fn run(root: &Path) -> Result<()> {
     let canary = work.join("canary.html");
     std::fs::write(&canary, CANARY)?;
     pages.push(canary.clone());
-    let findings = inspect(&browser, &work, &pages)?;
+    let findings = inspect(browser, &pages, shots)?;
     let (canary_finding, book) = findings.split_last().context("the canary")?;
     let caught = problems(canary_finding);
     if !(caught.iter().any(|p| p.contains("TeX visible")) && caught.iter().any(|p| p.contains("did not load"))) {
@@ -140,28 +124,43 @@ pub fn run(root: &Path) -> Result<()> {
     }
     let found: Vec<String> = book.iter().flat_map(problems).collect();
     let formulas: u64 = book.iter().filter_map(|f| f["math"].as_u64()).sum();
-    for page in pages.iter().filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("ch"))) {
-        let name = page.file_stem().unwrap_or_default().to_string_lossy().to_string();
-        let shot = shots.join(format!("{name}.png"));
-        let status = headless(&browser)
-            .arg(format!("--screenshot={}", shot.display()))
-            .arg("--window-size=1280,2400")
-            .arg(url(page))
-            .output()
-            .with_context(|| format!("screenshotting {}", page.display()))?;
-        if !shot.is_file() {
-            bail!("no screenshot of {}: {}", page.display(), String::from_utf8_lossy(&status.stderr));
-        }
-    }
     if !found.is_empty() {
         bail!("the book in Chromium has {} problem(s):\n  {}", found.len(), found.join("\n  "));
     }
     eprintln!(
-        "browser: {} pages, {formulas} formulas laid out, every image loaded, no TeX showing as text; screenshots in {}",
+        "browser: {} pages of the book, {formulas} formulas laid out, every image loaded, no TeX showing as text, \
+         no console error; screenshots in {}",
         book.len(),
         shots.display()
     );
     Ok(())
+}
+
+/// The `addmul` binary, built for the check.
+pub fn addmul_binary(root: &Path) -> Result<PathBuf> {
+    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(["build", "-q", "-p", "addmul", "--bin", "addmul"])
+        .current_dir(root)
+        .status()?;
+    if !status.success() {
+        bail!("cargo build -p addmul failed");
+    }
+    Ok(root.join("target/debug/addmul"))
+}
+
+/// `addmul explore` on a free port; its address.
+pub fn start_explorer(binary: &Path, runs: &Path, book: Option<&Path>) -> Result<(Child, String)> {
+    use std::io::BufRead;
+    let mut command = Command::new(binary);
+    command.args(["explore", "--port", "0", "--runs"]).arg(runs);
+    if let Some(book) = book {
+        command.arg("--book").arg(book);
+    }
+    let mut child = command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::null()).spawn()?;
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().context("no output")?).read_line(&mut line)?;
+    let url = line.trim().strip_prefix("explorer: ").with_context(|| format!("the explorer printed {line:?}"))?;
+    Ok((child, url.to_string()))
 }
 
 #[cfg(test)]
@@ -180,7 +179,7 @@ mod tests {
         assert_eq!(p.len(), 3, "{p:?}");
         assert!(p[0].starts_with("ch07-self-attention.html: image generated/figures/a.svg"));
         assert!(p[2].contains("TeX visible as text"));
-        let clean = serde_json::json!({"page": "p.html", "broken_images": [], "math": 2, "flat_math": 0, "tex": []});
+        let clean = serde_json::json!({"page": "p.html", "broken_images": [], "math": 2, "flat_math": 0, "tex": [], "console": []});
         assert!(problems(&clean).is_empty());
     }
 }

@@ -16,6 +16,7 @@ mod book;
 mod browser;
 mod chapters;
 mod checks;
+mod explorer_check;
 mod fuzz;
 mod math;
 mod measured;
@@ -24,6 +25,7 @@ mod readme;
 mod seeds;
 mod tidy;
 mod values;
+mod webdriver;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -45,10 +47,18 @@ enum Command {
         #[arg(long)]
         no_generate: bool,
     },
-    /// Open every page of the built book in headless Chromium: images
-    /// loaded, formulas laid out, no TeX showing as text; screenshots of
-    /// every chapter in target/browser/screenshots.
-    Browser,
+    /// Open every page of the built book and of `addmul explore` in headless
+    /// Chromium: images loaded, formulas laid out, no TeX showing as text, no
+    /// console error; one real interaction per explorer page; screenshots in
+    /// target/browser/screenshots.
+    Browser {
+        /// Only the book.
+        #[arg(long, conflicts_with = "explorer_only")]
+        book_only: bool,
+        /// Only the explorer.
+        #[arg(long)]
+        explorer_only: bool,
+    },
     /// Merge criterion's medians (from `cargo bench`) into
     /// book/measured/criterion.json, where the book reads its timings.
     BenchRecord,
@@ -86,7 +96,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Book { no_generate } => book::run(&project_root(), !no_generate),
-        Command::Browser => browser::run(&project_root()),
+        Command::Browser { book_only, explorer_only } => browser::run(&project_root(), !explorer_only, !book_only),
         Command::BenchRecord => measured::record(&project_root()),
         Command::Seeds { count, first } => seeds::run(&project_root(), count, first),
         Command::Fuzz { seconds, runs, targets } => {

@@ -90,7 +90,7 @@ function shade(w) {
 
 // A line chart: series = [{name, colour, points: [[x, y], ...]}].
 function lineChart(svg, series, {xLabel = "", yLabel = "", width = 640, height = 280} = {}) {
-  const pad = {l: 48, r: 12, t: 12, b: 34};
+  const pad = {l: 48, r: 12, t: 26, b: 34};
   const all = series.flatMap((s) => s.points).filter(([, y]) => Number.isFinite(y));
   svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
   svg.setAttribute("width", width);
@@ -109,7 +109,7 @@ function lineChart(svg, series, {xLabel = "", yLabel = "", width = 640, height =
   }
   out += `<text x="${pad.l}" y="${height - 8}">${fmt(x0, 0)}</text><text x="${width - pad.r}" y="${height - 8}" text-anchor="end">${fmt(x1, 0)}</text>`;
   out += `<text x="${(width + pad.l) / 2}" y="${height - 8}" text-anchor="middle">${escapeHtml(xLabel)}</text>`;
-  out += `<text x="12" y="${pad.t + 8}">${escapeHtml(yLabel)}</text>`;
+  out += `<text x="4" y="14">${escapeHtml(yLabel)}</text>`;
   series.forEach((s, i) => {
     const pts = s.points.filter(([, y]) => Number.isFinite(y));
     if (pts.length) {
