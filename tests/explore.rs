@@ -113,7 +113,7 @@ impl Drop for Explorer {
 #[test]
 fn every_page_and_asset_is_served_and_unknown_paths_are_404() {
     let ex = Explorer::start("explore-pages", &[]);
-    for page in ["/", "/neuron", "/tokens", "/embeddings", "/attention", "/next", "/train"] {
+    for page in ["/", "/neuron", "/tokens", "/embeddings", "/attention", "/next", "/train", "/translate"] {
         let (status, kind, body) = ex.get_raw(page);
         assert_eq!(status, 200, "{page}");
         assert!(kind.starts_with("text/html"), "{page}: {kind}");
@@ -191,7 +191,6 @@ fn bad_requests_get_a_4xx_json_error_and_the_server_keeps_serving() {
         ("/api/neuron", json!({"inputs": [1, 2]}).to_string(), 400, "length 4"),
         ("/api/neuron", json!({"inputs": [1, 2, 3, 4], "wieghts": null}).to_string(), 400, "unknown field `wieghts`"),
         ("/api/tokens", json!({"text": "x".repeat(70_000)}).to_string(), 400, "longer than"),
-        ("/api/tokens", "x".repeat(5 << 20), 413, "larger than"),
         ("/api/next", json!({"prompt": "hello"}).to_string(), 409, "no model yet"),
         ("/api/attention", json!({"prompt": "hello"}).to_string(), 409, "no model yet"),
         ("/api/neuron/train", json!({"epochs": 0}).to_string(), 400, "epochs 0"),
@@ -212,6 +211,24 @@ fn bad_requests_get_a_4xx_json_error_and_the_server_keeps_serving() {
         assert_eq!(got, status, "{path} {}: {error}", &body[..body.len().min(80)]);
         let message = error["error"].as_str().unwrap();
         assert!(message.contains(says), "{path}: `{message}` does not say `{says}`");
+    }
+    // A body over the limit is refused from its length, before it is sent
+    // (a client that sends it anyway may see the connection close).
+    {
+        use std::io::{Read, Write};
+        let address = ex.url.trim_start_matches("http://").trim_end_matches('/');
+        let mut stream = std::net::TcpStream::connect(address).unwrap();
+        stream.set_read_timeout(Some(std::time::Duration::from_secs(20))).unwrap();
+        let head = format!(
+            "POST /api/tokens HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n",
+            5 << 20
+        );
+        stream.write_all(head.as_bytes()).unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+        assert!(answer.contains("larger than"), "{answer}");
     }
     // No file outside the allowed folders through the book or the assets.
     for path in [
@@ -310,7 +327,8 @@ fn one_training_job_at_a_time_and_stop_keeps_a_checkpoint() {
     // Let it take a few steps, then stop it.
     let run = ex.dir.0.join("runs/explore-tiny");
     let start = std::time::Instant::now();
-    while common::val_losses(&run).is_empty() && !run.join("log.jsonl").is_file() {
+    let stepped = || std::fs::read_to_string(run.join("log.jsonl")).is_ok_and(|l| l.contains(r#""type":"step""#));
+    while !stepped() {
         assert!(start.elapsed().as_secs() < 120, "training did not start");
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
@@ -358,4 +376,44 @@ fn a_bad_model_or_address_stops_the_command_with_a_clear_error() {
         Command::new(env!("CARGO_BIN_EXE_addmul")).args(["explore", "--host", "not-an-address"]).output().unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--host"));
+}
+
+#[test]
+fn the_translator_trains_on_demand_then_translates_with_its_beam_and_cross_attention() {
+    let ex = Explorer::start("explore-translate", &[]);
+    let (status, error) = ex.post("/api/translate", json!({"text": "twenty-one"}));
+    assert_eq!(status, 409, "{error}");
+    assert_eq!(ex.post("/api/translate/train", json!({"steps": 10})).0, 400);
+    let started = ex.ok("/api/translate/train", json!({"steps": 150}));
+    assert_eq!(started["state"], "training");
+    assert_eq!(ex.post("/api/translate/train", json!({"steps": 150})).0, 409, "one translator job at a time");
+    let start = std::time::Instant::now();
+    let status = loop {
+        let (_, s) = ex.get("/api/translate/status");
+        if s["state"] != "training" {
+            break s;
+        }
+        assert!(start.elapsed().as_secs() < 300, "the translator did not finish training");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert_eq!(status["state"], "ready", "{status}");
+    assert!(status["parameters"].as_u64().unwrap() > 0);
+    let answer = ex.ok("/api/translate", json!({"text": "three hundred forty-two", "beam": 3}));
+    assert_eq!(answer["number"], 342);
+    assert_eq!(answer["reference"], addmul::transformer::tasks::numbers::german(342).unwrap());
+    assert_eq!(answer["english"], json!(["three", "hundred", "forty", "-", "two"]));
+    let beams = answer["beams"].as_array().unwrap();
+    assert!(!beams.is_empty());
+    assert!(beams.windows(2).all(|w| w[0]["score"].as_f64() >= w[1]["score"].as_f64()), "best score first");
+    let attention = &answer["attention"];
+    assert_eq!(attention["source"].as_array().unwrap().len(), 5);
+    for row in attention["weights"].as_array().unwrap() {
+        let total: f64 = row.as_array().unwrap().iter().map(|w| w.as_f64().unwrap()).sum();
+        assert!((total - 1.0).abs() < 1e-3, "{row}");
+    }
+    assert_eq!(ex.ok("/api/translate", json!({"text": "342"}))["number"], 342);
+    for (text, beam) in [("fourty", 4), ("1000000", 4), ("twenty-one", 9)] {
+        let (status, error) = ex.post("/api/translate", json!({"text": text, "beam": beam}));
+        assert_eq!(status, 400, "{text}: {error}");
+    }
 }

@@ -19,6 +19,9 @@
 //! | `POST /api/sample` | [`SampleRequest`] | [`SampleResponse`] |
 //! | `POST /api/train` | [`TrainRequest`] | [`TrainStatus`] |
 //! | `POST /api/train/stop` | | [`TrainStatus`] |
+//! | `POST /api/translate/train` | [`TranslatorTrainRequest`] | [`TranslatorStatus`] |
+//! | `GET /api/translate/status` | | [`TranslatorStatus`] |
+//! | `POST /api/translate` | [`TranslateRequest`] | [`TranslateResponse`] |
 //! | `GET /api/train/events` | | server-sent events: `step` ([`StepEvent`]), `eval` ([`EvalEvent`]), `status` ([`TrainStatus`]) |
 
 use serde::{Deserialize, Serialize};
@@ -446,4 +449,82 @@ pub struct SampleResponse {
     pub text: String,
     /// Tokens per second.
     pub tokens_per_second: f64,
+}
+
+/// `POST /api/translate/train`: train chapter 15's number translator.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TranslatorTrainRequest {
+    /// Optimizer steps (100 to 5000; default 2000, the chapter's).
+    #[serde(default)]
+    pub steps: Option<u64>,
+}
+
+/// The translator: `none`, `training`, `ready` or `failed`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TranslatorStatus {
+    /// The state.
+    pub state: String,
+    /// Steps it trains (or trained) for.
+    pub steps: u64,
+    /// Parameters of the Transformer.
+    pub parameters: usize,
+    /// Seconds training took.
+    pub seconds: f64,
+    /// Greedy accuracy on held-out numbers it never saw, once ready.
+    pub accuracy: f64,
+    /// Why it failed, if it did.
+    pub message: String,
+}
+
+/// `POST /api/translate`: a number in English words (or digits).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TranslateRequest {
+    /// "three hundred forty-two", or "342".
+    pub text: String,
+    /// Beam width (1 to 8; default 4, the chapter's).
+    #[serde(default)]
+    pub beam: Option<usize>,
+}
+
+/// One finished beam hypothesis.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BeamCandidate {
+    /// Its German.
+    pub german: String,
+    /// Its log-probability.
+    pub log_prob: f64,
+    /// Its length-penalised score (the beam keeps the highest).
+    pub score: f64,
+}
+
+/// `POST /api/translate`'s answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TranslateResponse {
+    /// The number.
+    pub number: u32,
+    /// The English tokens the encoder read.
+    pub english: Vec<String>,
+    /// The right German.
+    pub reference: String,
+    /// Greedy decoding's German.
+    pub greedy: String,
+    /// The beam's finished hypotheses, best score first.
+    pub beams: Vec<BeamCandidate>,
+    /// The last decoder layer's cross-attention (heads averaged): which
+    /// English token each German piece took from.
+    pub attention: CrossAttention,
+}
+
+/// `weights[t][s]`: how much the German piece `target[t]` took from the
+/// English token `source[s]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CrossAttention {
+    /// English tokens.
+    pub source: Vec<String>,
+    /// German pieces written, then `</s>`.
+    pub target: Vec<String>,
+    /// Rows sum to 1.
+    pub weights: Vec<Vec<f64>>,
 }

@@ -14,6 +14,7 @@ pub const ASSETS: &[(&str, &str, &str)] = &[
     ("/attention", HTML, include_str!("assets/attention.html")),
     ("/next", HTML, include_str!("assets/next.html")),
     ("/train", HTML, include_str!("assets/train.html")),
+    ("/translate", HTML, include_str!("assets/translate.html")),
     ("/assets/explore.css", "text/css; charset=utf-8", include_str!("assets/explore.css")),
     ("/assets/explore.js", "text/javascript; charset=utf-8", include_str!("assets/explore.js")),
 ];

@@ -16,6 +16,7 @@ pub mod api;
 mod assets;
 pub mod compute;
 mod jobs;
+mod translate;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -111,6 +112,7 @@ pub struct Explorer {
     given: Option<PathBuf>,
     book: Option<PathBuf>,
     job: Mutex<Option<jobs::Job>>,
+    translator: Mutex<translate::Translator>,
 }
 
 impl Explorer {
@@ -152,6 +154,7 @@ impl Explorer {
             given,
             book: None,
             job: Mutex::new(None),
+            translator: Mutex::new(translate::Translator::default()),
         })
     }
 
@@ -254,6 +257,21 @@ fn parse<T: DeserializeOwned>(body: std::result::Result<Bytes, BytesRejection>) 
         .map_err(|e| ApiError::bad(format!("the request is not what this endpoint reads: {e}")))
 }
 
+/// Refuses a request whose declared length is over [`MAX_BODY_BYTES`] at
+/// once, before any of its body is read (a client that asked to send it
+/// only after `100 Continue` never has to).
+async fn refuse_large(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let declared = request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+        return ApiError::status(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the request is larger than {MAX_BODY_BYTES} bytes"),
+        )
+        .into_response();
+    }
+    next.run(request).await
+}
+
 /// Runs `work` on a blocking thread (the model work is arithmetic, not
 /// waiting): a panic in it becomes a 500 and the server keeps serving.
 async fn blocking<T, F>(work: F) -> Response
@@ -309,6 +327,12 @@ endpoint!(kv_cache, api::KvCacheRequest, compute::kv_cache);
 endpoint!(sample, api::SampleRequest, compute::sample);
 endpoint!(model, api::ModelRequest, compute::choose_model);
 endpoint!(train, api::TrainRequest, jobs::start);
+endpoint!(translate, api::TranslateRequest, translate::translate);
+endpoint!(translator_train, api::TranslatorTrainRequest, translate::train);
+
+async fn translator_status(State(state): State<Arc<Explorer>>) -> Response {
+    blocking(move || translate::status(&state)).await
+}
 
 async fn status(State(state): State<Arc<Explorer>>) -> Response {
     blocking(move || {
@@ -374,6 +398,9 @@ pub fn router(state: Arc<Explorer>) -> Router {
         .route("/api/train", post(train))
         .route("/api/train/stop", post(stop))
         .route("/api/train/events", get(jobs::events))
+        .route("/api/translate", post(translate))
+        .route("/api/translate/train", post(translator_train))
+        .route("/api/translate/status", get(translator_status))
         .route("/book", get(book))
         .route("/book/", get(book))
         .route("/book/{*rest}", get(book));
@@ -382,6 +409,7 @@ pub fn router(state: Arc<Explorer>) -> Router {
     }
     app.fallback(not_found)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(refuse_large))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
             ApiError::status(StatusCode::INTERNAL_SERVER_ERROR, "the explorer failed on this request").into_response()
         }))

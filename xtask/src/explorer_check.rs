@@ -55,6 +55,7 @@ pub fn run(root: &Path, browser: &Browser, work: &Path, shots: &Path) -> Result<
     let book = root.join("book/build");
     let book = book.join("index.html").is_file().then_some(book);
     let (mut server, base) = start_explorer(&binary, &runs, book.as_deref())?;
+    browser.resize(1280, 1100)?;
     let result = pages(browser, &base, shots, book.is_some());
     let _ = server.kill();
     let _ = server.wait();
@@ -190,6 +191,29 @@ fn pages(browser: &Browser, base: &str, shots: &Path, book: bool) -> Result<()> 
     clean(browser, "embeddings")?;
     shot("embeddings")?;
     checked.push("embeddings");
+
+    // Translation: train the translator (briefly), then typing a number
+    // changes the German.
+    open(browser, base, "/translate", "document.getElementById('train') !== null")?;
+    browser.clear("#steps")?;
+    browser.type_into("#steps", "300")?;
+    browser.click("#train")?;
+    browser.wait_for(
+        "document.getElementById('german') !== null",
+        300,
+        "the translator did not train and translate",
+    )?;
+    let german = text(browser, "#german")?;
+    browser.clear("#text")?;
+    browser.type_into("#text", "seven hundred twenty-one")?;
+    browser.wait_for(
+        &format!("document.getElementById('german').textContent !== {german:?}"),
+        10,
+        "typing a number did not change the translation",
+    )?;
+    clean(browser, "translate")?;
+    shot("translate")?;
+    checked.push("translate");
 
     // The canary: a file that does not exist must show as a problem and in
     // the console, or the checks above could not fail.

@@ -112,6 +112,12 @@ impl Browser {
         Ok(())
     }
 
+    /// Sets the window's size.
+    pub fn resize(&self, width: u32, height: u32) -> Result<()> {
+        self.call("POST", "/window/rect", Some(json!({"width": width, "height": height})))?;
+        Ok(())
+    }
+
     /// Runs `script` (a function body; `return` gives the value).
     pub fn run(&self, script: &str) -> Result<Value> {
         self.call("POST", "/execute/sync", Some(json!({"script": script, "args": []})))

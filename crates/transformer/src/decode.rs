@@ -154,6 +154,21 @@ impl<T: Float> Transformer<T> {
     /// As [`Transformer::encode`], and [`TransformerError::Config`] for bad
     /// settings.
     pub fn beam_search(&self, source: &[TokenId], config: &BeamConfig) -> Result<Hypothesis> {
+        let finished = self.beam_candidates(source, config)?;
+        // The best finished hypothesis; the first found wins a tie.
+        let best = finished
+            .into_iter()
+            .reduce(|best, h| if h.score.total_cmp(&best.score) == Ordering::Greater { h } else { best });
+        Ok(best.expect("every hypothesis ends finished or cut off"))
+    }
+
+    /// Every hypothesis [`Transformer::beam_search`] finished (or cut off at
+    /// the maximum length), in the order they finished; the search returns
+    /// the one with the best score.
+    ///
+    /// # Errors
+    /// As [`Transformer::beam_search`].
+    pub fn beam_candidates(&self, source: &[TokenId], config: &BeamConfig) -> Result<Vec<Hypothesis>> {
         config.validate()?;
         let (width, alpha) = (config.width, config.length_penalty);
         let (end, max_len) = (self.config().specials.end, self.config().max_len);
@@ -199,11 +214,7 @@ impl<T: Float> Transformer<T> {
             }
             live = next_live;
         }
-        // The best finished hypothesis; the first found wins a tie.
-        let best = finished
-            .into_iter()
-            .reduce(|best, h| if h.score.total_cmp(&best.score) == Ordering::Greater { h } else { best });
-        Ok(best.expect("every hypothesis ends finished or cut off"))
+        Ok(finished)
     }
     // ANCHOR_END: beam_search
 }

@@ -44,6 +44,7 @@ const PAGES = [
   ["/attention", "Attention", "ch07-self-attention.html", "Chapters 7, 12, 13"],
   ["/next", "The next token", "ch14-gpt.html", "Chapters 3, 8, 14"],
   ["/train", "Train it yourself", "ch14-gpt.html", "Chapters 2, 14"],
+  ["/translate", "Translation", "ch15-transformer.html", "Chapter 15"],
 ];
 
 // The header: the pages, this one marked.
