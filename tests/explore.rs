@@ -350,7 +350,8 @@ fn a_model_given_with_model_is_used_and_only_its_folder_and_the_runs_are_readabl
     let run = first.dir.0.join("runs/explore-tiny");
     let ex = Explorer::start("explore-given", &["--model", run.to_str().unwrap()]);
     let (_, state) = ex.get("/api/status");
-    assert_eq!(state["model"]["path"], run.canonicalize().unwrap().to_str().unwrap());
+    let shown = state["model"]["path"].as_str().unwrap();
+    assert!(run.canonicalize().unwrap().ends_with(shown), "{shown}");
     assert!(state["models"].as_array().unwrap().iter().any(|m| m == run.canonicalize().unwrap().to_str().unwrap()));
     // A checkpoint inside the given folder may be chosen; its parent may not.
     let checkpoint = run.join("step-000010");

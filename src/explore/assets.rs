@@ -46,3 +46,16 @@ pub fn content_type(path: &std::path::Path) -> &'static str {
         _ => "application/octet-stream",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_page_is_served() {
+        for page in super::super::PAGES {
+            assert!(
+                super::ASSETS.iter().any(|(path, kind, _)| path == page && kind.starts_with("text/html")),
+                "{page}"
+            );
+        }
+    }
+}

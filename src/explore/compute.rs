@@ -41,11 +41,19 @@ impl LoadedModel {
         Ok(LoadedModel { path: path.to_path_buf(), model, tokenizer })
     }
 
+    /// A model already in memory (`path` names it on the pages).
+    pub fn new(path: impl Into<PathBuf>, model: Gpt<f32>, tokenizer: TextTokenizer) -> Self {
+        LoadedModel { path: path.into(), model, tokenizer }
+    }
+
     /// What the status shows.
     pub fn info(&self) -> ModelInfo {
         let c = self.model.config();
+        // Shown relative to the folder the explorer runs in, when inside it.
+        let cwd = std::env::current_dir().ok().and_then(|d| d.canonicalize().ok());
+        let shown = cwd.and_then(|d| self.path.strip_prefix(d).ok().map(Path::to_path_buf));
         ModelInfo {
-            path: self.path.display().to_string(),
+            path: shown.unwrap_or_else(|| self.path.clone()).display().to_string(),
             parameters: self.model.num_params(),
             n_layer: c.n_layer,
             n_head: c.n_head,

@@ -37,6 +37,9 @@ use api::ErrorResponse;
 
 pub use compute::{CorpusTokenizers, LoadedModel};
 
+/// The explorer's pages (the book's "Explore it" sections link to them).
+pub const PAGES: &[&str] = &["/", "/neuron", "/tokens", "/embeddings", "/attention", "/next", "/train", "/translate"];
+
 /// The largest request body, in bytes.
 pub const MAX_BODY_BYTES: usize = 4 << 20;
 /// The longest text for the tokens page and prompts, in bytes.

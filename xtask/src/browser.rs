@@ -87,7 +87,7 @@ fn problems(finding: &Value) -> Vec<String> {
 }
 
 /// Checks the book and the explorer.
-pub fn run(root: &Path, book: bool, explorer: bool) -> Result<()> {
+pub fn run(root: &Path, book: bool, explorer: bool, update_book_screenshot: bool) -> Result<()> {
     let work = root.join("target/browser");
     let shots = work.join("screenshots");
     std::fs::create_dir_all(&shots)?;
@@ -96,7 +96,7 @@ pub fn run(root: &Path, book: bool, explorer: bool) -> Result<()> {
         check_book(root, &browser, &work, &shots)?;
     }
     if explorer {
-        crate::explorer_check::run(root, &browser, &work, &shots)?;
+        crate::explorer_check::run(root, &browser, &work, &shots, update_book_screenshot)?;
     }
     Ok(())
 }

@@ -123,6 +123,26 @@ fn chapters(src: &Path) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
+/// The explorer pages a chapter's "Explore it" section links to
+/// (`](/page)`): each must be a page `addmul explore` serves, and a chapter
+/// with such a section must link to at least one.
+fn explore_links(name: &str, markdown: &str, is_chapter: bool) -> Vec<String> {
+    let mut out = Vec::new();
+    let links: Vec<&str> = markdown
+        .match_indices("](/")
+        .filter_map(|(i, _)| markdown[i + 2..].split_once(')').map(|(link, _)| link))
+        .collect();
+    for link in &links {
+        if !addmul::explore::PAGES.contains(link) {
+            out.push(format!("{name}: links to {link}, which is not a page of `addmul explore`"));
+        }
+    }
+    if is_chapter && markdown.contains("## Explore it") && links.is_empty() {
+        out.push(format!("{name}: its \"Explore it\" section links to no explorer page"));
+    }
+    out
+}
+
 /// Checks the book's sources under `root/book/src`, and the numbers in the
 /// prose of the chapters, `root/README.md` and `root/ARCHITECTURE.md`
 /// against `root/book/allowed-numbers.toml`. With `values`, also checks that
@@ -167,6 +187,7 @@ pub fn check_book(root: &Path, values: Option<&Values>) -> Result<()> {
                 "{name}: {figures} figure(s); every chapter shows at least {MIN_FIGURES}, drawn by its generator"
             ));
         }
+        problems.extend(explore_links(&name, &text, is_chapter));
         for image in images(&text) {
             if image.starts_with("http") {
                 problems.push(format!("{name}: image {image} is remote; the book must build and read offline"));
@@ -203,6 +224,15 @@ pub fn check_book(root: &Path, values: Option<&Values>) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn explore_links_must_name_pages_the_explorer_serves() {
+        assert!(explore_links("ch07.md", "## Explore it\n[/attention](/attention)", true).is_empty());
+        let wrong = explore_links("ch07.md", "## Explore it\n[/atention](/atention)", true);
+        assert_eq!(wrong.len(), 1, "{wrong:?}");
+        assert!(wrong[0].contains("/atention"));
+        assert_eq!(explore_links("ch07.md", "## Explore it\nnothing", true).len(), 1);
+    }
 
     #[test]
     fn finds_anchored_and_ranged_includes() {

@@ -48,7 +48,13 @@ fn open(browser: &Browser, base: &str, page: &str, ready: &str) -> Result<()> {
 }
 
 /// Runs every page's check; screenshots as `explore-<page>.png`.
-pub fn run(root: &Path, browser: &Browser, work: &Path, shots: &Path) -> Result<()> {
+/// The screenshot the book's introduction shows.
+pub const BOOK_SCREENSHOT: &str = "book/src/images/explorer.png";
+
+/// Runs every page's check; screenshots as `explore-<page>.png`. The
+/// attention page's also becomes the book's [`BOOK_SCREENSHOT`] when that is
+/// missing or `update_book` is set.
+pub fn run(root: &Path, browser: &Browser, work: &Path, shots: &Path, update_book: bool) -> Result<()> {
     let binary = addmul_binary(root)?;
     let runs = work.join("explore-runs");
     let _ = std::fs::remove_dir_all(&runs);
@@ -59,7 +65,14 @@ pub fn run(root: &Path, browser: &Browser, work: &Path, shots: &Path) -> Result<
     let result = pages(browser, &base, shots, book.is_some());
     let _ = server.kill();
     let _ = server.wait();
-    result
+    result?;
+    let target = root.join(BOOK_SCREENSHOT);
+    if update_book || !target.is_file() {
+        std::fs::create_dir_all(target.parent().expect("a folder"))?;
+        std::fs::copy(shots.join("explore-attention.png"), &target)?;
+        eprintln!("browser: {} updated from this run", target.display());
+    }
+    Ok(())
 }
 
 fn pages(browser: &Browser, base: &str, shots: &Path, book: bool) -> Result<()> {
@@ -178,6 +191,22 @@ fn pages(browser: &Browser, base: &str, shots: &Path, book: bool) -> Result<()> 
     clean(browser, "attention")?;
     shot("attention")?;
     checked.push("attention");
+    if book {
+        // The book, served by the explorer, links to the page: follow it.
+        open(
+            browser,
+            base,
+            "/book/ch07-self-attention.html",
+            "document.querySelector('main a[href=\"/attention\"]') !== null",
+        )?;
+        browser.click("main a[href=\"/attention\"]")?;
+        browser.wait_for(
+            "location.pathname === '/attention' && document.querySelectorAll('#map td').length > 0",
+            30,
+            "chapter 7's \"Explore it\" link did not lead to the attention page",
+        )?;
+        clean(browser, "book's link to attention")?;
+    }
 
     // Embeddings: choosing a token lists its neighbours.
     open(browser, base, "/embeddings", "document.querySelectorAll('#plot circle').length > 10")?;

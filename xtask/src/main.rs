@@ -58,6 +58,10 @@ enum Command {
         /// Only the explorer.
         #[arg(long)]
         explorer_only: bool,
+        /// Replace the explorer screenshot the book's introduction shows
+        /// (book/src/images/explorer.png) with this run's.
+        #[arg(long)]
+        update_book_screenshot: bool,
     },
     /// Merge criterion's medians (from `cargo bench`) into
     /// book/measured/criterion.json, where the book reads its timings.
@@ -96,7 +100,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Book { no_generate } => book::run(&project_root(), !no_generate),
-        Command::Browser { book_only, explorer_only } => browser::run(&project_root(), !explorer_only, !book_only),
+        Command::Browser { book_only, explorer_only, update_book_screenshot } => {
+            browser::run(&project_root(), !explorer_only, !book_only, update_book_screenshot)
+        }
         Command::BenchRecord => measured::record(&project_root()),
         Command::Seeds { count, first } => seeds::run(&project_root(), count, first),
         Command::Fuzz { seconds, runs, targets } => {
