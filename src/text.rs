@@ -305,6 +305,30 @@ impl TextStream {
     }
 }
 
+/// GPT-2's tokenizer from the vocabulary `tiktoken-rs` bundles (its ranks,
+/// read by this project's loader), so that no file needs to be at hand.
+///
+/// # Errors
+/// [`Error::Invalid`] if the bundled vocabulary cannot be read.
+pub fn gpt2_bundled() -> Result<addmul_tokenizer::Bpe> {
+    use base64::Engine as _;
+    let bundled = |e: &dyn std::fmt::Display| Error::Invalid {
+        what: "GPT-2's vocabulary bundled in tiktoken-rs".into(),
+        problem: e.to_string(),
+    };
+    let tk = tiktoken_rs::r50k_base().map_err(|e| bundled(&e))?;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let mut ranks = String::with_capacity(50256 * 16);
+    for id in 0..50256u32 {
+        let bytes = tk.decode_bytes(&[id]).map_err(|e| bundled(&e))?;
+        ranks.push_str(&b64.encode(bytes));
+        ranks.push(' ');
+        ranks.push_str(&id.to_string());
+        ranks.push('\n');
+    }
+    Ok(Bpe::gpt2_from_tiktoken(&ranks)?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

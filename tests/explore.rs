@@ -178,6 +178,10 @@ fn tokens_are_split_by_every_tokenizer_and_cats_is_cat_plus_s() {
     // Chapter 6's BPE of the nursery rhymes: " cats" = " cat" + "s".
     assert_eq!(by_name("BPE (rhymes)"), ["the", " cat", "s"]);
     assert_eq!(by_name("unigram").concat().replace('▁', " ").trim(), "the cats");
+    // GPT-2's own ids for "the cats" (tiktoken's: 1169, 11875).
+    let gpt2 = answer["tokenizers"].as_array().unwrap().iter().find(|t| t["name"] == "GPT-2").unwrap();
+    let ids: Vec<u64> = gpt2["pieces"].as_array().unwrap().iter().map(|p| p["id"].as_u64().unwrap()).collect();
+    assert_eq!(ids, [1169, 11875]);
     // Typing more changes the count.
     let longer = ex.ok("/api/tokens", json!({"text": "the cats sat on the mat"}));
     assert!(longer["tokenizers"][0]["pieces"].as_array().unwrap().len() > 8);
@@ -417,4 +421,22 @@ fn the_translator_trains_on_demand_then_translates_with_its_beam_and_cross_atten
         let (status, error) = ex.post("/api/translate", json!({"text": text, "beam": beam}));
         assert_eq!(status, 400, "{text}: {error}");
     }
+}
+
+#[test]
+fn a_hugging_face_gpt2_folder_is_explored_with_its_own_tokenizer() {
+    let folder = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/hf_gpt2_tiny");
+    let ex = Explorer::start("explore-hf", &["--model", folder.to_str().unwrap()]);
+    let (_, state) = ex.get("/api/status");
+    assert_eq!(state["model"]["tokenizer"], "bpe", "{state}");
+    let attention = ex.ok("/api/attention", json!({"prompt": "Hello world"}));
+    let maps = attention["maps"].as_array().unwrap();
+    assert_eq!(maps.len(), state["model"]["n_layer"].as_u64().unwrap() as usize);
+    let next = ex.ok("/api/next", json!({"prompt": "Hello world", "top_k": 5}));
+    assert_eq!(next["kept"], 5);
+    assert_eq!(next["vocab_size"], state["model"]["vocab_size"]);
+    let tokens = ex.ok("/api/tokens", json!({"text": "Hello world"}));
+    let names: Vec<&str> =
+        tokens["tokenizers"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
+    assert!(names.contains(&"the model's"), "{names:?}");
 }

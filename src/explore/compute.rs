@@ -219,14 +219,16 @@ pub fn neuron_train_endpoint(_: &Explorer, request: NeuronTrainRequest) -> Answe
 
 // --- chapters 3 and 6: tokens ------------------------------------------------------
 
-/// Tokenizers trained on this project's book: characters, byte-level BPE
-/// (GPT-2's pre-splitting) and SentencePiece-style unigram subwords.
+/// The Tokens page's tokenizers: trained on this project's book (characters,
+/// byte-level BPE with GPT-2's pre-splitting, SentencePiece-style unigram
+/// subwords), chapter 6's BPE of the nursery rhymes, and GPT-2's own.
 #[derive(Debug)]
 pub struct CorpusTokenizers {
     chars: CharTokenizer,
     bpe: addmul_tokenizer::Bpe,
     unigram: addmul_tokenizer::Unigram,
     rhymes: addmul_tokenizer::Bpe,
+    gpt2: addmul_tokenizer::Bpe,
 }
 
 /// The subword tokenizers' vocabulary size.
@@ -247,6 +249,7 @@ impl CorpusTokenizers {
             bpe: BpeTrainer::new(CORPUS_VOCAB).pattern(Some(Pattern::Gpt2)).train(text)?,
             unigram: UnigramTrainer::new(CORPUS_VOCAB).train(text)?,
             rhymes: BpeTrainer::new(RHYMES_VOCAB).train(addmul_charlm::NURSERY_RHYMES)?,
+            gpt2: crate::text::gpt2_bundled()?,
         })
     }
 }
@@ -301,10 +304,19 @@ pub fn tokens(state: &Explorer, request: TokensRequest) -> Answer<TokensResponse
             text,
         ),
     ];
+    tokenizers.push(split(
+        "GPT-2",
+        "GPT-2's byte-level BPE, 50,257 ids (chapters 6 and 16), from the vocabulary tiktoken-rs bundles".into(),
+        &corpus.gpt2,
+        text,
+    ));
     if let Ok(model) = state.model() {
-        let tokenizer = model.tokenizer.as_dyn();
-        let name = if tokenizer.vocab_size() == 50257 { "the model's (GPT-2's BPE)" } else { "the model's" };
-        tokenizers.push(split(name, format!("the tokenizer of {}", model.info().path), tokenizer, text));
+        tokenizers.push(split(
+            "the model's",
+            format!("the tokenizer of {}", model.info().path),
+            model.tokenizer.as_dyn(),
+            text,
+        ));
     }
     Ok(TokensResponse { chars: text.chars().count(), tokenizers })
 }

@@ -19,7 +19,6 @@ use addmul::tokenizer::{
     UnigramTrainer, bytes,
 };
 use anyhow::{Context, Result, bail, ensure};
-use base64::Engine as _;
 use serde_json::{Value, json};
 
 use super::Gen;
@@ -169,13 +168,7 @@ fn chapter3(g: &mut Gen) -> Result<()> {
 
 /// GPT-2 from the vocabulary bundled in `tiktoken-rs`, loaded by our loader.
 fn gpt2() -> Result<Bpe> {
-    let tk = tiktoken_rs::r50k_base()?;
-    let b64 = base64::engine::general_purpose::STANDARD;
-    let mut ranks = String::new();
-    for id in 0..50256u32 {
-        ranks.push_str(&format!("{} {id}\n", b64.encode(tk.decode_bytes(&[id])?)));
-    }
-    Ok(Bpe::gpt2_from_tiktoken(&ranks)?)
+    Ok(addmul::text::gpt2_bundled()?)
 }
 
 /// The merges' tokens as quoted strings.
