@@ -440,3 +440,24 @@ fn a_hugging_face_gpt2_folder_is_explored_with_its_own_tokenizer() {
         tokens["tokenizers"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
     assert!(names.contains(&"the model's"), "{names:?}");
 }
+
+#[test]
+fn listening_beyond_this_machine_is_said_out_loud() {
+    let dir = Temp::new("explore-host");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_addmul"))
+        .args(["explore", "--port", "0", "--host", "0.0.0.0", "--runs"])
+        .arg(dir.0.join("runs"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    assert!(line.starts_with("explorer: http://0.0.0.0:"), "{line}");
+    let mut warning = String::new();
+    BufReader::new(child.stderr.take().unwrap()).read_line(&mut warning).unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(warning.starts_with("warning: listening on 0.0.0.0"), "{warning}");
+}
