@@ -461,3 +461,38 @@ fn listening_beyond_this_machine_is_said_out_loud() {
     let _ = child.wait();
     assert!(warning.starts_with("warning: listening on 0.0.0.0"), "{warning}");
 }
+
+#[test]
+fn without_model_the_run_in_runs_cpu_small_is_used_when_it_exists() {
+    let first = Explorer::start("explore-default-train", &[]);
+    first.train(5);
+    let dir = Temp::new("explore-default");
+    let runs = dir.0.join("runs");
+    copy_dir(&first.dir.0.join("runs/explore-tiny"), &runs.join("cpu-small"));
+    // A fresh explorer on that runs folder starts with it.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_addmul"))
+        .args(["explore", "--port", "0", "--runs"])
+        .arg(&runs)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stderr.take().unwrap()).read_line(&mut line).unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(line.starts_with("model: ") && line.trim_end().ends_with("cpu-small"), "{line}");
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            copy_dir(&path, &to.join(entry.file_name()));
+        } else if entry.file_name() != ".lock" {
+            std::fs::copy(&path, to.join(entry.file_name())).unwrap();
+        }
+    }
+}
