@@ -123,6 +123,35 @@ fn chapters(src: &Path) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
+/// The fewest exercises a chapter ends with.
+pub const MIN_EXERCISES: usize = 2;
+
+/// A chapter's exercises: at least [`MIN_EXERCISES`], each with its answer,
+/// and the tests that check them (`tests/exercises.rs`, functions named
+/// after the chapter: `fn ch08_...`).
+fn exercises(root: &Path, name: &str, markdown: &str) -> Vec<String> {
+    let chapter = &name[..4.min(name.len())];
+    let Some((_, section)) = markdown.split_once("## Exercises") else {
+        return vec![format!("{name}: no \"## Exercises\" section")];
+    };
+    let section = section.split("\n## ").next().unwrap_or("");
+    let answers = section.matches("<summary>Answer</summary>").count();
+    let mut out = Vec::new();
+    if answers < MIN_EXERCISES {
+        out.push(format!("{name}: {answers} exercise(s) with an answer; every chapter has at least {MIN_EXERCISES}"));
+    }
+    let tests = std::fs::read_to_string(root.join("tests/exercises.rs")).unwrap_or_default();
+    if !tests.contains(&format!("fn {chapter}_")) {
+        out.push(format!("{name}: no test in tests/exercises.rs checks its answers (fn {chapter}_...)"));
+    }
+    if !section.contains(&format!("--test exercises {chapter}")) {
+        out.push(format!(
+            "{name}: its exercises do not say how to run their tests (cargo test --test exercises {chapter})"
+        ));
+    }
+    out
+}
+
 /// The explorer pages a chapter's "Explore it" section links to
 /// (`](/page)`): each must be a page `addmul explore` serves, and a chapter
 /// with such a section must link to at least one.
@@ -188,6 +217,9 @@ pub fn check_book(root: &Path, values: Option<&Values>) -> Result<()> {
             ));
         }
         problems.extend(explore_links(&name, &text, is_chapter));
+        if is_chapter {
+            problems.extend(exercises(root, &name, &text));
+        }
         for image in images(&text) {
             if image.starts_with("http") {
                 problems.push(format!("{name}: image {image} is remote; the book must build and read offline"));
@@ -259,12 +291,39 @@ mod tests {
         std::fs::remove_dir_all(&root).unwrap();
     }
 
+    /// A chapter's exercises that pass the check, and the tests they name.
+    fn exercises_for(root: &Path, chapter: &str) -> String {
+        std::fs::create_dir_all(root.join("tests")).unwrap();
+        let tests = root.join("tests/exercises.rs");
+        let before = std::fs::read_to_string(&tests).unwrap_or_default();
+        std::fs::write(&tests, format!("{before}fn {chapter}_answer() {{}}\n")).unwrap();
+        let answer = "   <details><summary>Answer</summary>\n\n   Yes.\n\n   </details>\n";
+        format!("\n## Exercises\n\n`cargo test --test exercises {chapter}`\n\n1. Q?\n\n{answer}\n2. Q?\n\n{answer}")
+    }
+
+    #[test]
+    fn every_chapter_has_two_exercises_with_answers_and_tests() {
+        let root =
+            crate::project_root().join("target/tmp").join(format!("xtask-check-exercises-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(&root).unwrap();
+        assert!(exercises(&root, "ch03-x.md", "no section")[0].contains("no \"## Exercises\""));
+        let good = exercises_for(&root, "ch03");
+        assert!(exercises(&root, "ch03-x.md", &good).is_empty(), "{:?}", exercises(&root, "ch03-x.md", &good));
+        let one = good.rsplit_once("2. Q?").unwrap().0;
+        assert!(exercises(&root, "ch03-x.md", one)[0].contains("1 exercise(s)"));
+        let untested = good.replace("ch03", "ch04");
+        assert!(exercises(&root, "ch04-x.md", &untested)[0].contains("no test in tests/exercises.rs"));
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
     #[test]
     fn a_typed_number_fails_the_check() {
         let root = crate::project_root().join("target/tmp").join(format!("xtask-check-numbers-{}", std::process::id()));
         let dir = root.join("book/src");
         std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("ch01.md"), "Founded in 1999.\n\n![a](a.svg) ![b](b.svg)\n").unwrap();
+        let ex = exercises_for(&root, "ch01");
+        std::fs::write(dir.join("ch01.md"), format!("Founded in 1999.\n\n![a](a.svg) ![b](b.svg)\n{ex}")).unwrap();
         std::fs::write(dir.join("a.svg"), "<svg/>").unwrap();
         std::fs::write(dir.join("b.svg"), "<svg/>").unwrap();
         let err = check_book(&root, None).unwrap_err().to_string();
@@ -281,15 +340,16 @@ mod tests {
         let dir = root.join("book/src");
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("a.svg"), "<svg/>").unwrap();
-        std::fs::write(dir.join("ch02-two.md"), "![a](a.svg)\n").unwrap();
+        let ex = exercises_for(&root, "ch02");
+        std::fs::write(dir.join("ch02-two.md"), format!("![a](a.svg)\n{ex}")).unwrap();
         // Not a chapter: no figures needed.
         std::fs::write(dir.join("introduction.md"), "Hello.\n").unwrap();
         let err = check_book(&root, None).unwrap_err().to_string();
         assert!(err.contains("ch02-two.md: 1 figure(s)") && !err.contains("introduction"), "{err}");
-        std::fs::write(dir.join("ch02-two.md"), "![a](a.svg)\n![b](missing.svg)\n").unwrap();
+        std::fs::write(dir.join("ch02-two.md"), format!("![a](a.svg)\n![b](missing.svg)\n{ex}")).unwrap();
         let err = check_book(&root, None).unwrap_err().to_string();
         assert!(err.contains("image missing.svg does not exist") && !err.contains("figure(s)"), "{err}");
-        std::fs::write(dir.join("ch02-two.md"), "![a](a.svg)\n![b](a.svg)\n").unwrap();
+        std::fs::write(dir.join("ch02-two.md"), format!("![a](a.svg)\n![b](a.svg)\n{ex}")).unwrap();
         check_book(&root, None).unwrap();
         std::fs::remove_dir_all(&root).unwrap();
     }

@@ -4,6 +4,7 @@
 mod attention;
 mod blocks;
 mod embeddings;
+mod exercises;
 mod gpt;
 mod leaf_flower;
 mod real_gpt2;
@@ -76,7 +77,7 @@ pub fn thousands(n: u64) -> String {
 /// Runs every generator.
 pub fn generate_all(g: &mut Gen) -> Result<()> {
     type Generator = fn(&mut Gen) -> Result<()>;
-    let chapters: [(&str, Generator); 8] = [
+    let chapters: [(&str, Generator); 9] = [
         ("chapters 1-2 (leaf/flower)", leaf_flower::generate),
         ("chapter 5 (embeddings)", embeddings::generate),
         ("chapters 7, 8, 13 (attention, softmax, positions)", attention::generate),
@@ -85,6 +86,7 @@ pub fn generate_all(g: &mut Gen) -> Result<()> {
         ("chapters 3 and 6 (text as numbers, tokenizers)", tokenizer::generate),
         ("chapter 15 (the Transformer)", transformer::generate),
         ("chapter 16 (the real GPT-2)", real_gpt2::generate),
+        ("the exercises' answers", exercises::generate),
     ];
     for (i, (name, generate)) in chapters.iter().enumerate() {
         // The whole run takes minutes: say where it is.
