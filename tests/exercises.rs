@@ -151,7 +151,7 @@ fn ch14_parameter_counts_by_hand() {
     let cpu_small = addmul::gpt::GptTrainConfig::cpu_small().model_config(65);
     assert_eq!(cpu_small.num_params(), count(65, 64, 4, 128));
     assert_eq!(addmul::gpt::GptConfig::new(50257, 1024, 12, 12, 768).num_params(), 124_439_808);
-    let model = addmul::gpt::Gpt::<f32>::new(cpu_small.clone(), &mut rng(14)).unwrap();
+    let model = addmul::gpt::Gpt::<f32>::new(cpu_small, &mut rng(14)).unwrap();
     assert_eq!(model.num_params(), cpu_small.num_params(), "the model has what the configuration counts");
 }
 
