@@ -187,7 +187,78 @@ fn dropout(g: &mut Gen) -> Result<()> {
     let classic = Dropout::classic(0.3)?;
     g.num("ch11.mean.classic", mean(&classic), 4);
     g.num("ch11.mean.classic_eval", classic.eval(&ones).sum() / n as f64, 1);
-    dropout_masks(g)
+    dropout_masks(g)?;
+    without_dropout(g)
+}
+
+/// What breaks without dropout: the same small GPT trained on a short text
+/// (the book's first characters) for many steps, without dropout and with
+/// it; training and validation losses along the way.
+fn without_dropout(g: &mut Gen) -> Result<()> {
+    use addmul::gpt::{Gpt, GptTrainConfig, GptTrainer};
+    use addmul::text::{TextTokenizer, TokenizerKind};
+    const CHARS: usize = 8000;
+    const STEPS: u64 = 3000;
+    const P: f64 = 0.2;
+    let text: String = addmul::corpus::book_text().chars().take(CHARS).collect();
+    let tokenizer = TextTokenizer::train(TokenizerKind::Char, &text, 0)?;
+    let ids = tokenizer.encode_text(&text)?;
+    let base = GptTrainConfig {
+        n_layer: 2,
+        n_head: 4,
+        n_embd: 64,
+        block_size: 64,
+        batch_size: 16,
+        max_iters: STEPS,
+        warmup_iters: 30,
+        eval_interval: STEPS,
+        eval_iters: 20,
+        checkpoint_interval: 0,
+        ..GptTrainConfig::preset("tiny")?
+    };
+    let mut chart = LineChart::new(
+        format!("The same GPT on {CHARS} characters, with and without dropout"),
+        "step",
+        "cross-entropy (nats per character)",
+    );
+    let mut finals = Vec::new();
+    for (name, p) in [("without dropout", 0.0), ("with dropout", P)] {
+        let config = GptTrainConfig { dropout: p, ..base.clone() };
+        let model = Gpt::new(config.model_config(tokenizer.as_dyn().vocab_size()), &mut rng(config.seed))?;
+        let mut trainer = GptTrainer::from_model(model, config, &ids)?;
+        let (mut train, mut val) = (Vec::new(), Vec::new());
+        for step in 1..=STEPS {
+            trainer.train_step()?;
+            if step % 250 == 0 {
+                let e = trainer.evaluate()?;
+                train.push((step as f64, e.train_loss));
+                val.push((step as f64, e.val_loss));
+            }
+        }
+        let last = (train.last().context("evaluated")?.1, val.last().context("evaluated")?.1);
+        let best = val.iter().map(|v| v.1).fold(f64::INFINITY, f64::min);
+        chart = chart
+            .series(Series::new(format!("{name}: training"), train))
+            .series(Series::new(format!("{name}: validation"), val));
+        finals.push((last, best));
+    }
+    chart.legend_at(SeriesLabelPosition::MiddleRight).save(g.figure("ch11_without_dropout.svg"))?;
+    let [((train0, val0), best0), ((train1, val1), _)] = finals[..] else { unreachable!("two runs") };
+    // What the chapter says of the runs.
+    ensure!(val0 > best0 + 0.3, "without dropout the validation loss no longer climbs back up: update chapter 11");
+    ensure!(
+        val1 < val0 && train1 > train0,
+        "dropout no longer trades training loss for validation loss: update chapter 11"
+    );
+    g.num("ch11.ablation.chars", CHARS as f64, 0);
+    g.num("ch11.ablation.steps", STEPS as f64, 0);
+    g.num("ch11.ablation.p", P, 1);
+    g.num("ch11.ablation.none.train", train0, 2);
+    g.num("ch11.ablation.none.val", val0, 2);
+    g.num("ch11.ablation.none.best", best0, 2);
+    g.num("ch11.ablation.with.train", train1, 2);
+    g.num("ch11.ablation.with.val", val1, 2);
+    Ok(())
 }
 
 /// One layer's outputs for a batch (features x tokens) through inverted
