@@ -117,47 +117,7 @@ pub fn parse_number(text: &str) -> Answer<u32> {
     if words.is_empty() || words.len() > 20 {
         return Err(refuse());
     }
-    let value = |w: &str| -> Option<u32> {
-        let units = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"];
-        let teens = [
-            "ten",
-            "eleven",
-            "twelve",
-            "thirteen",
-            "fourteen",
-            "fifteen",
-            "sixteen",
-            "seventeen",
-            "eighteen",
-            "nineteen",
-        ];
-        let tens = ["", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"];
-        units
-            .iter()
-            .position(|&u| u == w)
-            .map(|i| i as u32)
-            .or_else(|| teens.iter().position(|&t| t == w).map(|i| 10 + i as u32))
-            .or_else(|| tens.iter().position(|&t| t == w && !t.is_empty()).map(|i| 10 * i as u32))
-    };
-    let (mut total, mut current) = (0u32, 0u32);
-    for w in &words {
-        match *w {
-            "-" => {}
-            "hundred" => current = current.checked_mul(100).ok_or_else(refuse)?,
-            "thousand" => {
-                total = total.checked_add(current.checked_mul(1000).ok_or_else(refuse)?).ok_or_else(refuse)?;
-                current = 0;
-            }
-            w => current = current.checked_add(value(w).ok_or_else(refuse)?).ok_or_else(refuse)?,
-        }
-    }
-    let n = total.checked_add(current).ok_or_else(refuse)?;
-    // Only the task's own spelling of a number counts ("two zero" is not 2).
-    let spelt: Vec<&str> = numbers::english_tokens(n).map_err(|_| refuse())?;
-    if spelt != words {
-        return Err(refuse());
-    }
-    Ok(n)
+    numbers::parse_english_tokens(&words).ok_or_else(refuse)
 }
 
 /// `POST /api/translate`.

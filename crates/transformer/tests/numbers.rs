@@ -7,6 +7,7 @@ use addmul_core::rng;
 use addmul_transformer::TransformerError;
 use addmul_transformer::tasks::numbers::{
     LIMIT, Split, english, english_tokens, english_vocabulary, german, german_tokens, german_vocabulary, pair,
+    parse_english_tokens,
 };
 
 /// Known cases, checked by hand against the Duden's rules.
@@ -83,6 +84,18 @@ fn a_million_is_out_of_range() {
     for f in [english, german] {
         let err = f(LIMIT).unwrap_err();
         assert!(matches!(err, TransformerError::Numeric(addmul_core::Error::OutOfRange { .. })), "{err}");
+    }
+}
+
+/// Reading the English back gives the number, for every number; other
+/// word sequences read as none.
+#[test]
+fn english_reads_back_as_its_number_and_nothing_else_does() {
+    for n in 0..LIMIT {
+        assert_eq!(parse_english_tokens(&english_tokens(n).unwrap()), Some(n), "{n}");
+    }
+    for bad in [&["two", "zero"][..], &["twenty", "one"], &["hundred"], &["fourty"], &["one", "one"], &[], &["-"]] {
+        assert_eq!(parse_english_tokens(bad), None, "{bad:?}");
     }
 }
 

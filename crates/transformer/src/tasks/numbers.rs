@@ -91,6 +91,34 @@ fn english_below_1000(n: u32, out: &mut Vec<&'static str>) {
     }
 }
 
+/// The number English `tokens` spell (as [`english_tokens`] writes them:
+/// words, and `-` inside "twenty-one"), or `None` if they spell none: the
+/// inverse of [`english_tokens`], so only the task's own spelling is read
+/// ("two zero" and "twenty one" are not numbers).
+pub fn parse_english_tokens<S: AsRef<str>>(tokens: &[S]) -> Option<u32> {
+    let (mut total, mut current) = (0u32, 0u32);
+    for token in tokens {
+        match token.as_ref() {
+            "-" => {}
+            "hundred" => current = current.checked_mul(100)?,
+            "thousand" => {
+                total = total.checked_add(current.checked_mul(1000)?)?;
+                current = 0;
+            }
+            word => {
+                let value = EN_ONES
+                    .iter()
+                    .position(|&w| w == word)
+                    .or_else(|| EN_TENS.iter().position(|&w| w == word && !w.is_empty()).map(|t| 10 * t))?;
+                current = current.checked_add(value as u32)?;
+            }
+        }
+    }
+    let n = total.checked_add(current)?;
+    let spelt = english_tokens(n).ok()?;
+    (spelt.len() == tokens.len() && spelt.iter().zip(tokens).all(|(a, b)| *a == b.as_ref())).then_some(n)
+}
+
 /// The English tokens of `n`: words, and `-` inside "twenty-one".
 ///
 /// # Errors
