@@ -13,7 +13,7 @@
 
 use std::hint::black_box;
 
-use addmul::explore::api::{NeuronRequest, NextRequest, PromptRequest, TokensRequest};
+use addmul::explore::api::{AttentionRequest, NeuronRequest, NextRequest, TokensRequest};
 use addmul::explore::{Explorer, LoadedModel, compute};
 use addmul::gpt::{Gpt, GptTrainConfig};
 use addmul::text::{TextTokenizer, TokenizerKind};
@@ -41,7 +41,8 @@ fn bench_explore(c: &mut Criterion) {
     let mut group = c.benchmark_group("explore");
     group.bench_function("attention maps + next-token distribution, 64 tokens, cpu-small", |b| {
         b.iter(|| {
-            let maps = compute::attention(&state, PromptRequest { prompt: prompt.clone() }).expect("maps");
+            let maps =
+                compute::attention(&state, AttentionRequest { prompt: prompt.clone(), layer: None }).expect("maps");
             let next = compute::next(
                 &state,
                 NextRequest { prompt: prompt.clone(), temperature: Some(0.8), top_k: None, top_p: None, show: None },

@@ -431,7 +431,16 @@ fn a_hugging_face_gpt2_folder_is_explored_with_its_own_tokenizer() {
     assert_eq!(state["model"]["tokenizer"], "bpe", "{state}");
     let attention = ex.ok("/api/attention", json!({"prompt": "Hello world"}));
     let maps = attention["maps"].as_array().unwrap();
-    assert_eq!(maps.len(), state["model"]["n_layer"].as_u64().unwrap() as usize);
+    let layers = state["model"]["n_layer"].as_u64().unwrap();
+    assert_eq!(maps.len() as u64, layers);
+    assert_eq!((attention["layers"].as_u64(), attention["first_layer"].as_u64()), (Some(layers), Some(0)));
+    // One block on request (what a large model sends by default).
+    let last = ex.ok("/api/attention", json!({"prompt": "Hello world", "layer": layers - 1}));
+    assert_eq!(last["maps"].as_array().unwrap().len(), 1);
+    assert_eq!(last["first_layer"].as_u64(), Some(layers - 1));
+    assert_eq!(last["maps"][0], maps[layers as usize - 1]);
+    let (status, error) = ex.post("/api/attention", json!({"prompt": "Hello world", "layer": layers}));
+    assert_eq!(status, 400, "{error}");
     let next = ex.ok("/api/next", json!({"prompt": "Hello world", "top_k": 5}));
     assert_eq!(next["kept"], 5);
     assert_eq!(next["vocab_size"], state["model"]["vocab_size"]);

@@ -13,7 +13,7 @@
 //! | `POST /api/neuron/train` | [`NeuronTrainRequest`] | [`NeuronTrainResponse`] |
 //! | `POST /api/tokens` | [`TokensRequest`] | [`TokensResponse`] |
 //! | `POST /api/embeddings` | [`EmbeddingsRequest`] | [`EmbeddingsResponse`] |
-//! | `POST /api/attention` | [`PromptRequest`] | [`AttentionResponse`] |
+//! | `POST /api/attention` | [`AttentionRequest`] | [`AttentionResponse`] |
 //! | `POST /api/next` | [`NextRequest`] | [`NextResponse`] |
 //! | `POST /api/kv-cache` | [`KvCacheRequest`] | [`KvCacheResponse`] |
 //! | `POST /api/sample` | [`SampleRequest`] | [`SampleResponse`] |
@@ -279,12 +279,17 @@ pub struct EmbeddingsResponse {
     pub neighbours: Vec<Neighbour>,
 }
 
-/// A prompt for the model pages.
+/// `POST /api/attention`: a prompt, and which block's maps to send.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct PromptRequest {
+pub struct AttentionRequest {
     /// The text (at most the model's context, in tokens).
     pub prompt: String,
+    /// Send only this block's maps. Without it, every block's, unless they
+    /// are more than [`crate::explore::MAX_ATTENTION_NUMBERS`] numbers
+    /// (then block 0's).
+    #[serde(default)]
+    pub layer: Option<usize>,
 }
 
 /// `POST /api/attention`'s answer: every head's weights.
@@ -292,8 +297,12 @@ pub struct PromptRequest {
 pub struct AttentionResponse {
     /// The prompt's tokens.
     pub tokens: Vec<Piece>,
-    /// `maps[layer][head][query][key]`: how much the query token takes from
-    /// the key token (0 on the future: the causal mask).
+    /// The model's blocks.
+    pub layers: usize,
+    /// The block `maps[0]` belongs to.
+    pub first_layer: usize,
+    /// `maps[layer - first_layer][head][query][key]`: how much the query
+    /// token takes from the key token (0 on the future: the causal mask).
     pub maps: Vec<Vec<Vec<Vec<f32>>>>,
     /// The learned position vectors' cosine similarity, `[i][j]` for the
     /// prompt's positions.

@@ -436,14 +436,24 @@ pub fn embeddings(state: &Explorer, request: EmbeddingsRequest) -> Answer<Embedd
 ///
 /// # Errors
 /// No model; a prompt that is empty, too long or not encodable.
-pub fn attention(state: &Explorer, request: PromptRequest) -> Answer<AttentionResponse> {
+pub fn attention(state: &Explorer, request: AttentionRequest) -> Answer<AttentionResponse> {
     let model = state.model()?;
     let ids = model.prompt(&request.prompt, 0)?;
+    let c = model.model.config();
+    if let Some(layer) = request.layer.filter(|&l| l >= c.n_layer) {
+        return Err(ApiError::bad(format!("layer {layer}: the model has blocks 0 to {}", c.n_layer - 1)));
+    }
+    let all = c.n_layer * c.n_head * ids.len() * ids.len() <= super::MAX_ATTENTION_NUMBERS;
+    let (first_layer, count) = match request.layer {
+        Some(layer) => (layer, 1),
+        None if all => (0, c.n_layer),
+        None => (0, 1),
+    };
     let start = Instant::now();
     let maps = model.model.attention_maps(&ids).map_err(Error::from)?;
     let millis = start.elapsed().as_secs_f64() * 1e3;
     // Column j of a map holds query j's weights over the keys.
-    let maps = maps
+    let maps = maps[first_layer..first_layer + count]
         .iter()
         .map(|heads| {
             heads
@@ -460,7 +470,14 @@ pub fn attention(state: &Explorer, request: PromptRequest) -> Answer<AttentionRe
         .iter()
         .map(|a| columns.iter().map(|b| addmul_embedding::cosine_similarity(a, b) as f32).collect())
         .collect();
-    Ok(AttentionResponse { tokens: ids.iter().map(|&id| model.piece(id)).collect(), maps, positions, millis })
+    Ok(AttentionResponse {
+        tokens: ids.iter().map(|&id| model.piece(id)).collect(),
+        layers: c.n_layer,
+        first_layer,
+        maps,
+        positions,
+        millis,
+    })
 }
 
 // --- chapters 3, 8, 14: the next token ------------------------------------------------
@@ -596,6 +613,28 @@ mod tests {
         // Along the first direction, consecutive points are sqrt(2) apart.
         assert!(((coords[2][0] - coords[0][0]).abs() - 2f64.sqrt()).abs() < 1e-9, "{coords:?}");
         assert!((coords[0][1].abs() - 0.5).abs() < 1e-9, "{coords:?}");
+    }
+
+    #[test]
+    fn a_large_model_sends_one_blocks_attention_unless_asked_for_another() {
+        let runs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/tmp/explore-attention-limit");
+        let state = Explorer::new(&runs, None).unwrap();
+        let text = crate::corpus::book_text();
+        let tokenizer = TextTokenizer::train(crate::text::TokenizerKind::Char, text, 0).unwrap();
+        // 8 blocks of 8 heads over 150 tokens: 1.44 million weights.
+        let config = addmul_gpt::GptConfig::new(tokenizer.as_dyn().vocab_size(), 160, 8, 8, 16);
+        let model = Gpt::new(config, &mut addmul_core::rng(1)).unwrap();
+        state.set_model(LoadedModel::new("wide", model, tokenizer));
+        let prompt: String = text.chars().take(150).collect();
+        const { assert!(8 * 8 * 150 * 150 > super::super::MAX_ATTENTION_NUMBERS) };
+        let first = attention(&state, AttentionRequest { prompt: prompt.clone(), layer: None }).unwrap();
+        assert_eq!((first.maps.len(), first.first_layer, first.layers), (1, 0, 8));
+        let fifth = attention(&state, AttentionRequest { prompt: prompt.clone(), layer: Some(4) }).unwrap();
+        assert_eq!((fifth.maps.len(), fifth.first_layer), (1, 4));
+        assert_eq!(attention(&state, AttentionRequest { prompt, layer: Some(8) }).unwrap_err().code(), 400);
+        // A short prompt fits: every block.
+        let short = attention(&state, AttentionRequest { prompt: "the".into(), layer: None }).unwrap();
+        assert_eq!(short.maps.len(), 8);
     }
 
     #[test]

@@ -42,6 +42,9 @@ pub const PAGES: &[&str] = &["/", "/neuron", "/tokens", "/embeddings", "/attenti
 
 /// The largest request body, in bytes.
 pub const MAX_BODY_BYTES: usize = 4 << 20;
+/// The most attention weights one answer sends without being asked for one
+/// block (GPT-2 small on its whole context would be 151 million).
+pub const MAX_ATTENTION_NUMBERS: usize = 1 << 20;
 /// The longest text for the tokens page and prompts, in bytes.
 pub const MAX_TEXT_BYTES: usize = 64 << 10;
 /// The longest pasted training text, in bytes.
@@ -324,7 +327,7 @@ endpoint!(neuron, api::NeuronRequest, compute::neuron_endpoint);
 endpoint!(neuron_train, api::NeuronTrainRequest, compute::neuron_train_endpoint);
 endpoint!(tokens, api::TokensRequest, compute::tokens);
 endpoint!(embeddings, api::EmbeddingsRequest, compute::embeddings);
-endpoint!(attention, api::PromptRequest, compute::attention);
+endpoint!(attention, api::AttentionRequest, compute::attention);
 endpoint!(next, api::NextRequest, compute::next);
 endpoint!(kv_cache, api::KvCacheRequest, compute::kv_cache);
 endpoint!(sample, api::SampleRequest, compute::sample);
