@@ -526,6 +526,168 @@ impl NetworkDiagram {
     }
 }
 
+/// One box of an [`ArchitectureDiagram`]: what it is, its shapes, and a note
+/// (its parameter count) written beside it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stage {
+    /// The name, written in bold.
+    pub name: String,
+    /// A second line: shapes, sizes.
+    pub detail: String,
+    /// Written to the right of the box.
+    pub note: String,
+}
+
+impl Stage {
+    /// A stage.
+    pub fn new(name: impl Into<String>, detail: impl Into<String>, note: impl Into<String>) -> Self {
+        Stage { name: name.into(), detail: detail.into(), note: note.into() }
+    }
+}
+
+/// Stages `first..=last` of a column, bracketed with a label.
+type Bracket = (usize, usize, String);
+
+/// A model drawn as its papers draw it: columns of stages read from the
+/// bottom (the input) up, an arrow between consecutive stages, a bracket
+/// around the stages a column repeats (`× N`), and arrows from one column's
+/// stage into another's (the encoder's output into the decoder's
+/// cross-attention).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ArchitectureDiagram {
+    title: String,
+    columns: Vec<(String, Vec<Stage>, Option<Bracket>)>,
+    links: Vec<((usize, usize), (usize, usize))>,
+}
+
+impl ArchitectureDiagram {
+    /// An empty diagram.
+    pub fn new(title: impl Into<String>) -> Self {
+        ArchitectureDiagram { title: title.into(), columns: Vec::new(), links: Vec::new() }
+    }
+
+    /// Adds a column (to the right of the last) headed `heading`, its stages
+    /// from the bottom up; stages `repeat.0..=repeat.1` are bracketed with
+    /// `repeat.2` (such as "× 4 blocks").
+    pub fn column(
+        mut self,
+        heading: impl Into<String>,
+        stages: Vec<Stage>,
+        repeat: Option<(usize, usize, String)>,
+    ) -> Self {
+        self.columns.push((heading.into(), stages, repeat));
+        self
+    }
+
+    /// An arrow from stage `from.1` of column `from.0` into stage `to.1` of
+    /// column `to.0`.
+    pub fn link(mut self, from: (usize, usize), to: (usize, usize)) -> Self {
+        self.links.push((from, to));
+        self
+    }
+
+    /// Renders the diagram.
+    ///
+    /// # Errors
+    /// [`PlotError::BadData`] without columns, for an empty column, a
+    /// bracket or link naming a stage that does not exist.
+    pub fn to_svg(&self) -> Result<String> {
+        if self.columns.is_empty() || self.columns.iter().any(|c| c.1.is_empty()) {
+            return Err(bad(&self.title, "no columns, or an empty column"));
+        }
+        let exists = |(c, s): (usize, usize)| self.columns.get(c).is_some_and(|col| s < col.1.len());
+        for (_, stages, repeat) in &self.columns {
+            if let Some((a, b, _)) = repeat
+                && !(a <= b && *b < stages.len())
+            {
+                return Err(bad(&self.title, format!("a bracket over stages {a}..={b} of {}", stages.len())));
+            }
+        }
+        if let Some(link) = self.links.iter().find(|(a, b)| !exists(*a) || !exists(*b)) {
+            return Err(bad(&self.title, format!("a link between stages that do not exist: {link:?}")));
+        }
+        let (box_w, box_h, gap, col_w) = (260, 46, 26, 440);
+        let tallest = self.columns.iter().map(|c| c.1.len()).max().unwrap_or(1) as i32;
+        // Room on the left for a bracket's label.
+        let left = 110;
+        let width = left + col_w * self.columns.len() as i32;
+        let height = 110 + tallest * (box_h + gap);
+        let x_of = |c: usize| left + c as i32 * col_w;
+        // Stage s of a column sits s places up from the bottom.
+        let y_of = |s: usize| height - 40 - box_h - s as i32 * (box_h + gap);
+        render((width as u32, height as u32), &self.title, |root| {
+            let e = |e| draw_err(&self.title, e);
+            let style = |size: f64, h: HPos| {
+                ("sans-serif", size).into_font().into_text_style(&root).pos(Pos::new(h, VPos::Center))
+            };
+            root.draw(&Text::new(self.title.clone(), (width / 2, 22), style(20.0, HPos::Center))).map_err(e)?;
+            for (c, (heading, stages, repeat)) in self.columns.iter().enumerate() {
+                let x = x_of(c);
+                let top = y_of(stages.len() - 1);
+                root.draw(&Text::new(heading.clone(), (x + box_w / 2, top - 28), style(15.0, HPos::Center)))
+                    .map_err(e)?;
+                if let Some((a, b, text)) = repeat {
+                    let (y0, y1) = (y_of(*b) - 8, y_of(*a) + box_h + 8);
+                    root.draw(&Rectangle::new(
+                        [(x - 12, y0), (x + box_w + 12, y1)],
+                        PALETTE[0].mix(0.6).stroke_width(2),
+                    ))
+                    .map_err(e)?;
+                    root.draw(&Text::new(
+                        text.clone(),
+                        (x - 16, (y0 + y1) / 2),
+                        style(14.0, HPos::Right).color(&PALETTE[0]),
+                    ))
+                    .map_err(e)?;
+                }
+                for (s, stage) in stages.iter().enumerate() {
+                    let y = y_of(s);
+                    if s + 1 < stages.len() {
+                        let (ax, ay0, ay1) = (x + box_w / 2, y, y_of(s + 1) + box_h);
+                        root.draw(&PathElement::new(vec![(ax, ay0), (ax, ay1)], BLACK.mix(0.6).stroke_width(2)))
+                            .map_err(e)?;
+                        root.draw(&Polygon::new(
+                            vec![(ax, ay1), (ax - 5, ay1 + 8), (ax + 5, ay1 + 8)],
+                            BLACK.mix(0.6).filled(),
+                        ))
+                        .map_err(e)?;
+                    }
+                    root.draw(&Rectangle::new([(x, y), (x + box_w, y + box_h)], WHITE.filled())).map_err(e)?;
+                    root.draw(&Rectangle::new([(x, y), (x + box_w, y + box_h)], BLACK.mix(0.7).stroke_width(2)))
+                        .map_err(e)?;
+                    root.draw(&Text::new(stage.name.clone(), (x + box_w / 2, y + 15), style(14.0, HPos::Center)))
+                        .map_err(e)?;
+                    root.draw(&Text::new(stage.detail.clone(), (x + box_w / 2, y + 33), style(11.0, HPos::Center)))
+                        .map_err(e)?;
+                    root.draw(&Text::new(stage.note.clone(), (x + box_w + 18, y + box_h / 2), style(12.0, HPos::Left)))
+                        .map_err(e)?;
+                }
+            }
+            for &((c0, s0), (c1, s1)) in &self.links {
+                // Out of the top of the stage, along the gap above it (clear
+                // of the notes beside the boxes), then into the target's side.
+                let (x0, y0) = (x_of(c0) + box_w / 2, y_of(s0));
+                let above = y0 - gap / 2;
+                let (x1, y1) = (x_of(c1), y_of(s1) + box_h / 2);
+                let mid = x1 - 24;
+                let path = vec![(x0, y0), (x0, above), (mid, above), (mid, y1), (x1, y1)];
+                root.draw(&PathElement::new(path, PALETTE[1].stroke_width(2))).map_err(e)?;
+                root.draw(&Polygon::new(vec![(x1, y1), (x1 - 8, y1 - 5), (x1 - 8, y1 + 5)], PALETTE[1].filled()))
+                    .map_err(e)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Renders the diagram into `path`, creating its folder.
+    ///
+    /// # Errors
+    /// As [`ArchitectureDiagram::to_svg`], or [`PlotError::Io`].
+    pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
+        save_svg(path.as_ref(), &self.to_svg()?)
+    }
+}
+
 /// A matrix of values as coloured cells, white (low) to dark blue (high).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Heatmap {
@@ -880,6 +1042,25 @@ mod tests {
             NetworkDiagram::new("n").layer(vec![("a".into(), String::new())]).layer(vec![("b".into(), String::new())]);
         assert!(wrong.clone().to_svg().unwrap_err().to_string().contains("0 weight matrices for 2 layers"));
         assert!(wrong.weights(vec![vec![1.0, 2.0]]).to_svg().is_err());
+    }
+
+    #[test]
+    fn architecture_diagram_writes_every_stage_bracket_and_link() {
+        let stages = || vec![Stage::new("embed", "[V, d]", "100"), Stage::new("block", "attention", "2,000")];
+        let svg = ArchitectureDiagram::new("model")
+            .column("encoder", stages(), Some((1, 1, "× 2".into())))
+            .column("decoder", stages(), None)
+            .link((0, 1), (1, 1))
+            .to_svg()
+            .unwrap();
+        for text in ["model", "encoder", "decoder", "embed", "[V, d]", "2,000", "× 2"] {
+            assert!(svg.contains(&format!("\n{text}\n")), "missing {text}");
+        }
+        let bracket = ArchitectureDiagram::new("m").column("c", stages(), Some((1, 2, "x".into())));
+        assert!(bracket.to_svg().unwrap_err().to_string().contains("a bracket over stages 1..=2 of 2"));
+        let link = ArchitectureDiagram::new("m").column("c", stages(), None).link((0, 0), (1, 0));
+        assert!(link.to_svg().unwrap_err().to_string().contains("do not exist"));
+        assert!(ArchitectureDiagram::new("m").to_svg().is_err());
     }
 
     #[test]

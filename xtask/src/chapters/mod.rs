@@ -1,6 +1,7 @@
 //! Generators: each runs the crates' own code and records the numbers,
 //! transcripts and figures its chapters cite.
 
+mod architecture;
 mod attention;
 mod blocks;
 mod embeddings;
@@ -77,7 +78,7 @@ pub fn thousands(n: u64) -> String {
 /// Runs every generator.
 pub fn generate_all(g: &mut Gen) -> Result<()> {
     type Generator = fn(&mut Gen) -> Result<()>;
-    let chapters: [(&str, Generator); 9] = [
+    let chapters: [(&str, Generator); 10] = [
         ("chapters 1-2 (leaf/flower)", leaf_flower::generate),
         ("chapter 5 (embeddings)", embeddings::generate),
         ("chapters 7, 8, 13 (attention, softmax, positions)", attention::generate),
@@ -87,6 +88,7 @@ pub fn generate_all(g: &mut Gen) -> Result<()> {
         ("chapter 15 (the Transformer)", transformer::generate),
         ("chapter 16 (the real GPT-2)", real_gpt2::generate),
         ("the exercises' answers", exercises::generate),
+        ("chapters 14 and 15 (the architectures drawn)", architecture::generate),
     ];
     for (i, (name, generate)) in chapters.iter().enumerate() {
         // The whole run takes minutes: say where it is.
