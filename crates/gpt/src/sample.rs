@@ -55,16 +55,11 @@ impl SamplingConfig {
 /// As [`SamplingConfig::validate`]; [`GptError::Config`] for empty or
 /// non-finite logits.
 pub fn choose<T: Float>(logits: &[T], config: &SamplingConfig, rng: &mut Rng) -> Result<TokenId> {
-    config.validate()?;
-    if logits.is_empty() || logits.iter().any(|l| !l.finite()) {
-        return Err(GptError::config("logits", "non-finite or empty", "the model produced unusable scores"));
-    }
+    check(logits, config)?;
     if config.temperature == 0.0 {
-        // Greedy: the most likely token, the smallest id among equals.
-        let best = (1..logits.len()).fold(0, |best, i| if logits[i] > logits[best] { i } else { best });
-        return Ok(best as TokenId);
+        return Ok(greedy(logits));
     }
-    let probs = distribution(logits, config)?;
+    let probs = ranked(logits, config);
     let mut u: f64 = rng.random();
     for &(id, p) in &probs {
         u -= p;
@@ -84,14 +79,25 @@ pub fn choose<T: Float>(logits: &[T], config: &SamplingConfig, rng: &mut Rng) ->
 /// # Errors
 /// As [`choose`].
 pub fn distribution<T: Float>(logits: &[T], config: &SamplingConfig) -> Result<Vec<(TokenId, f64)>> {
+    check(logits, config)?;
+    Ok(if config.temperature == 0.0 { vec![(greedy(logits), 1.0)] } else { ranked(logits, config) })
+}
+
+fn check<T: Float>(logits: &[T], config: &SamplingConfig) -> Result<()> {
     config.validate()?;
     if logits.is_empty() || logits.iter().any(|l| !l.finite()) {
         return Err(GptError::config("logits", "non-finite or empty", "the model produced unusable scores"));
     }
-    if config.temperature == 0.0 {
-        let best = (1..logits.len()).fold(0, |best, i| if logits[i] > logits[best] { i } else { best });
-        return Ok(vec![(best as TokenId, 1.0)]);
-    }
+    Ok(())
+}
+
+/// The most likely token, the smallest id among equals.
+fn greedy<T: Float>(logits: &[T]) -> TokenId {
+    (1..logits.len()).fold(0, |best, i| if logits[i] > logits[best] { i } else { best }) as TokenId
+}
+
+/// [`distribution`] at a positive temperature, for checked logits.
+fn ranked<T: Float>(logits: &[T], config: &SamplingConfig) -> Vec<(TokenId, f64)> {
     // Most likely first; ties by smaller id, so that choices are reproducible.
     let first =
         |&a: &usize, &b: &usize| logits[b].partial_cmp(&logits[a]).unwrap_or(std::cmp::Ordering::Equal).then(a.cmp(&b));
@@ -120,7 +126,7 @@ pub fn distribution<T: Float>(logits: &[T], config: &SamplingConfig) -> Result<V
         let total: f64 = probs.iter().sum();
         probs.iter_mut().for_each(|p| *p /= total);
     }
-    Ok(order.into_iter().zip(probs).map(|(i, p)| (i as TokenId, p)).collect())
+    order.into_iter().zip(probs).map(|(i, p)| (i as TokenId, p)).collect()
 }
 // ANCHOR_END: choose
 
