@@ -10,6 +10,21 @@ use std::process::{Child, Command, Stdio};
 use common::Temp;
 use serde_json::{Value, json};
 
+/// `addmul explore` on a free port with the runs folder `runs`; its
+/// address is the first line of its standard output, what it says after on
+/// standard error (a few lines at start).
+fn spawn(runs: &std::path::Path, extra: &[&str]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_addmul"))
+        .args(["explore", "--port", "0", "--runs"])
+        .arg(runs)
+        .args(extra)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 /// A running explorer, stopped when dropped.
 struct Explorer {
     child: Child,
@@ -21,15 +36,7 @@ struct Explorer {
 impl Explorer {
     fn start(name: &str, extra: &[&str]) -> Self {
         let dir = Temp::new(name);
-        let mut child = Command::new(env!("CARGO_BIN_EXE_addmul"))
-            .args(["explore", "--port", "0", "--runs"])
-            .arg(dir.0.join("runs"))
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child = spawn(&dir.0.join("runs"), extra);
         let mut line = String::new();
         BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
         let url = line.trim().strip_prefix("explorer: ").unwrap_or_else(|| panic!("no address: {line:?}")).to_string();
@@ -453,14 +460,7 @@ fn a_hugging_face_gpt2_folder_is_explored_with_its_own_tokenizer() {
 #[test]
 fn listening_beyond_this_machine_is_said_out_loud() {
     let dir = Temp::new("explore-host");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_addmul"))
-        .args(["explore", "--port", "0", "--host", "0.0.0.0", "--runs"])
-        .arg(dir.0.join("runs"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn(&dir.0.join("runs"), &["--host", "0.0.0.0"]);
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
     assert!(line.starts_with("explorer: http://0.0.0.0:"), "{line}");
@@ -479,14 +479,7 @@ fn without_model_the_run_in_runs_cpu_small_is_used_when_it_exists() {
     let runs = dir.0.join("runs");
     copy_dir(&first.dir.0.join("runs/explore-tiny"), &runs.join("cpu-small"));
     // A fresh explorer on that runs folder starts with it.
-    let mut child = Command::new(env!("CARGO_BIN_EXE_addmul"))
-        .args(["explore", "--port", "0", "--runs"])
-        .arg(&runs)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn(&runs, &[]);
     let mut line = String::new();
     BufReader::new(child.stderr.take().unwrap()).read_line(&mut line).unwrap();
     let _ = child.kill();
