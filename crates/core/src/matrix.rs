@@ -20,7 +20,7 @@ use std::fmt;
 
 use nalgebra::{Dyn, RawStorage, RawStorageMut};
 
-use crate::parallel::PARALLEL_GEMV_ENTRIES;
+use crate::parallel::{PARALLEL_GEMM_WORK, PARALLEL_GEMV_ENTRIES};
 use crate::{Error, Float, Result};
 
 /// A dense, heap-allocated, column-major matrix.
@@ -153,8 +153,8 @@ where
     Ok(())
 }
 
-/// `C = alpha * A * B + beta * C` by the `gemm` crate, single-threaded (the
-/// callers split work across threads themselves). When `beta` is zero, `C` is
+/// `C = alpha * A * B + beta * C` by the `gemm` crate, on this thread unless
+/// [`parallelism`] says otherwise. When `beta` is zero, `C` is
 /// not read, so it may be uninitialised.
 ///
 /// # Safety
@@ -210,8 +210,21 @@ unsafe fn gemm_kernel<T: Float>(
             false,
             false,
             false,
-            gemm::Parallelism::None,
+            parallelism(m * n * k),
         );
+    }
+}
+
+/// How the gemm crate runs a product of `work` multiply-adds: on the pool's
+/// threads inside [`share_products`](crate::parallel::share_products) when
+/// it is large, else on this thread alone (the callers split work across
+/// threads themselves).
+fn parallelism(work: usize) -> gemm::Parallelism {
+    let threads = rayon::current_num_threads();
+    if threads > 1 && work >= PARALLEL_GEMM_WORK && crate::parallel::products_shared() {
+        gemm::Parallelism::Rayon(threads)
+    } else {
+        gemm::Parallelism::None
     }
 }
 
@@ -577,6 +590,41 @@ mod tests {
             let err = got.map(f64::from).iter().zip(want.iter()).fold(0.0f64, |e, (g, w)| e.max((g - w).abs()));
             assert!(err < 1e-3, "{err}");
         }
+    }
+
+    #[test]
+    fn products_shared_among_threads_are_the_same_bit_for_bit() {
+        // share_products hands large products to the gemm crate's threads:
+        // they split the output, never a sum. Shapes above and below the
+        // threshold, transposed operands, strided views, beta 0 and 1.
+        let f = |r: usize, c: usize, s: usize| {
+            Matrix::<f32>::from_fn(r, c, move |i, j| ((i * 31 + j * 7 + s) % 23) as f32 / 7.0 - 1.5)
+        };
+        for (m, k, n) in [(768, 768, 128), (2304, 768, 37), (50, 3072, 300), (17, 5, 3), (1000, 999, 65)] {
+            let (a, b, bt) = (f(m, k, 1), f(k, n, 2), f(n, k, 3));
+            let big = f(m + 3, k, 4);
+            let av = big.view((2, 0), (m, k));
+            let products = |threads: usize, shared: bool| {
+                let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+                pool.install(|| {
+                    let run = || {
+                        let mut c1 = Matrix::from_element(m, n, f32::NAN);
+                        gemm(1.0, &a, Op::N, &b, Op::N, 0.0, &mut c1).unwrap();
+                        let mut c2 = Matrix::from_element(m, n, 0.25f32);
+                        gemm(0.5, &av, Op::N, &bt, Op::T, 1.0, &mut c2).unwrap();
+                        let mut c3 = Matrix::from_element(k, n, 0.0f32);
+                        gemm(1.0, &a, Op::T, &c1, Op::N, 0.0, &mut c3).unwrap();
+                        (c1, c2, c3)
+                    };
+                    if shared { crate::parallel::share_products(run) } else { run() }
+                })
+            };
+            let one = products(1, false);
+            for threads in [2, 3] {
+                assert_eq!(products(threads, true), one, "[{m}, {k}] x [{k}, {n}], {threads} threads");
+            }
+        }
+        assert!(!crate::parallel::products_shared(), "the flag is reset");
     }
 
     #[test]

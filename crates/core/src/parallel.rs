@@ -27,6 +27,40 @@ pub fn threads(requested: usize) -> usize {
 /// below it, handing out the work costs more than it saves.
 pub const PARALLEL_GEMV_ENTRIES: usize = 1 << 18;
 
+/// Matrix products ([`gemm`](crate::gemm) with more than one column) of at
+/// least this many multiply-adds are shared among the pool's threads inside
+/// [`share_products`].
+pub const PARALLEL_GEMM_WORK: usize = 1 << 22;
+
+thread_local! {
+    static SHARE_PRODUCTS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` (on the shared pool, see [`on_pool`]) with each large matrix
+/// product it makes on this thread shared among the pool's threads: for work
+/// that is one sequence at a time, such as reading a prompt. Training does not
+/// use it: there each thread already has a sequence of its own.
+///
+/// The gemm kernels split the output among the threads, never a sum, so the
+/// results are the same bit for bit as on one thread (tested).
+pub fn share_products<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    on_pool(|| {
+        struct Reset(bool);
+        impl Drop for Reset {
+            fn drop(&mut self) {
+                SHARE_PRODUCTS.with(|s| s.set(self.0));
+            }
+        }
+        let _reset = Reset(SHARE_PRODUCTS.with(|s| s.replace(true)));
+        f()
+    })
+}
+
+/// Whether this thread is inside [`share_products`].
+pub(crate) fn products_shared() -> bool {
+    SHARE_PRODUCTS.with(std::cell::Cell::get)
+}
+
 /// The threads of the shared pool (one per core, unless `RAYON_NUM_THREADS`
 /// says otherwise).
 pub fn pool_threads() -> usize {

@@ -359,8 +359,18 @@ impl<T: Float> Gpt<T> {
         let ids = self.check_ids(ids)?;
         let mut x = self.wte.forward(&ids)?;
         self.wpe.add_to(&mut x, ids.len(), start)?;
-        for (block, cache) in self.h.iter().zip(state.layers_mut()) {
-            block.decode(&mut x, cache)?;
+        // Several tokens (a prompt): each product is large enough to share
+        // among the cores (one token's are shared by the matrix-vector path).
+        let mut blocks = |x: &mut Matrix<T>| -> Result<()> {
+            for (block, cache) in self.h.iter().zip(state.layers_mut()) {
+                block.decode(x, cache)?;
+            }
+            Ok(())
+        };
+        if ids.len() > 1 {
+            addmul_core::parallel::share_products(|| blocks(&mut x))?
+        } else {
+            blocks(&mut x)?
         }
         let last = x.columns(ids.len() - 1, 1).into_owned();
         let (h, _) = self.ln_f.forward(&last)?;
