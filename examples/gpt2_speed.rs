@@ -3,7 +3,11 @@
 //! prompt processing (a prompt read in one pass, filling the key/value
 //! cache) and cached sampling at batch 1 (one token at a time, greedy).
 //!
-//! `cargo run --release --example gpt2_speed [-- --prompt P --new K --rounds R]`
+//! `cargo run --release --example gpt2_speed [-- --prompt P --new K --rounds R --record FILE]`
+//!
+//! `--record FILE` writes the medians as JSON with the date, the command and
+//! the CPU (book/measured/gpt2_speed_addmul.json is such a record; the
+//! yardstick's `--record` writes book/measured/gpt2_speed_transformers.json).
 //!
 //! Each of a token's matrix-vector products is shared among the cores (one
 //! core cannot draw all of the memory bandwidth the weights stream through);
@@ -62,12 +66,45 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             );
         }
     }
+    let threads = addmul::core::parallel::pool_threads();
+    let (prompt_rate, sample_rate) = (median(prompt_rates.clone()), median(sample_rates.clone()));
     println!(
-        "GPT-2 small shape, {} threads, prompt {prompt_len}, {new} new tokens: median of {rounds}: \
-         prompt processing {:.0} tokens/s, cached sampling {:.1} tokens/s",
-        addmul::core::parallel::pool_threads(),
-        median(prompt_rates),
-        median(sample_rates)
+        "GPT-2 small shape, {threads} threads, prompt {prompt_len}, {new} new tokens: median of {rounds}: \
+         prompt processing {prompt_rate:.0} tokens/s, cached sampling {sample_rate:.1} tokens/s",
     );
+    // How close reading the prompt comes to the products' ceiling: its
+    // multiply-adds (every block's products for every token, the causal
+    // attention's scores and sums, the head for the last token only) against
+    // the same gemm kernels on large square matrices, one per thread.
+    let (c, t, l) = (768.0, prompt_len as f64, 12.0);
+    let prompt_flops = 2.0 * l * 12.0 * c * c * t + 2.0 * 2.0 * l * c * t * (t + 1.0) / 2.0 + 2.0 * 50257.0 * c;
+    let prompt_gflops = prompt_flops * prompt_rate / t / 1e9;
+    let ceiling = addmul::app::gemm_ceiling(threads, 1024);
+    println!(
+        "prompt processing: {prompt_gflops:.1} GFLOP/s; the products' ceiling: {:.1} GFLOP/s ({:.0}%)",
+        ceiling.gflops,
+        100.0 * prompt_gflops / ceiling.gflops
+    );
+    if let Some(i) = args.iter().position(|a| a == "--record") {
+        let path = args.get(i + 1).ok_or("--record needs a file name")?;
+        let record = serde_json::json!({
+            "about": "GPT-2-small-shaped model (random weights), batch 1, greedy: examples/gpt2_speed.rs",
+            "date": addmul::demos::utc_date(),
+            "command": args.join(" "),
+            "cpu": addmul::demos::cpu_description(),
+            "threads": threads,
+            "prompt_tokens": prompt_len,
+            "new_tokens": new,
+            "rounds": rounds,
+            "prompt_tokens_per_s": prompt_rate,
+            "sampling_tokens_per_s": sample_rate,
+            "prompt_gflops": prompt_gflops,
+            "ceiling_gflops": ceiling.gflops,
+            "prompt_tokens_per_s_by_round": prompt_rates,
+            "sampling_tokens_per_s_by_round": sample_rates,
+        });
+        std::fs::write(path, serde_json::to_string_pretty(&record)? + "\n")?;
+        println!("recorded in {path}");
+    }
     Ok(())
 }

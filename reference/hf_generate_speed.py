@@ -7,7 +7,9 @@ prompt processing (one forward pass over the prompt, filling the cache) and
     python3 -m venv /tmp/venv && /tmp/venv/bin/pip install torch transformers
     /tmp/venv/bin/python reference/hf_generate_speed.py --threads 2 --prompt 128 --new 128 --rounds 5
 
-Each round: a fresh prompt; the prompt's forward pass is timed on its own,
+Each round: a fresh prompt; the prompt's forward pass is timed on its own
+(with `logits_to_keep=1`, the last position's scores only, as `generate` itself
+reads a prompt and as addmul's sampler does),
 then `generate(max_new_tokens=new, min_new_tokens=new, do_sample=False)`,
 whose time less one prompt pass is the sampling time. One untimed round
 first; the medians of the rounds are printed.
@@ -27,6 +29,7 @@ def main():
     p.add_argument("--prompt", type=int, default=128)
     p.add_argument("--new", type=int, default=128)
     p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--record", help="write the medians as JSON (date, command, CPU) to this file")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(1)
@@ -36,7 +39,7 @@ def main():
         ids = torch.tensor([[(i * 7919 + r * 104729) % 50257 for i in range(a.prompt)]])
         with torch.inference_mode():
             t = time.perf_counter()
-            model(ids, use_cache=True)
+            model(ids, use_cache=True, logits_to_keep=1)
             prompt_s = time.perf_counter() - t
             t = time.perf_counter()
             out = model.generate(ids, max_new_tokens=a.new, min_new_tokens=a.new, do_sample=False,
@@ -51,6 +54,32 @@ def main():
     print(f"transformers {__import__('transformers').__version__}, torch {torch.__version__}, {a.threads} threads, "
           f"prompt {a.prompt}, {a.new} new tokens: median of {a.rounds}: prompt processing "
           f"{statistics.median(prompt_rates):.0f} tokens/s, cached sampling {statistics.median(sample_rates):.1f} tokens/s")
+    if a.record:
+        import datetime, json, os, shlex, sys
+        name = "unknown"
+        with open("/proc/cpuinfo") as f:
+            name = next((l.split(":", 1)[1].strip() for l in f if l.startswith("model name")), name)
+        record = {
+            "about": "transformers' generate on a GPT-2-small-shaped model (random weights), batch 1, greedy: "
+                     "reference/hf_generate_speed.py",
+            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d"),
+            "command": "python " + " ".join(shlex.quote(x) for x in sys.argv),
+            "cpu": f"{name}, {os.cpu_count()} cores",
+            "transformers": __import__("transformers").__version__,
+            "torch": torch.__version__,
+            "threads": a.threads,
+            "prompt_tokens": a.prompt,
+            "new_tokens": a.new,
+            "rounds": a.rounds,
+            "prompt_tokens_per_s": statistics.median(prompt_rates),
+            "sampling_tokens_per_s": statistics.median(sample_rates),
+            "prompt_tokens_per_s_by_round": prompt_rates,
+            "sampling_tokens_per_s_by_round": sample_rates,
+        }
+        with open(a.record, "w") as f:
+            json.dump(record, f, indent=2)
+            f.write("\n")
+        print(f"recorded in {a.record}")
 
 
 if __name__ == "__main__":

@@ -132,11 +132,46 @@ fn numbers_row(root: &Path) -> Result<[String; 4]> {
     ])
 }
 
+/// The rows from `gpt2_speed_addmul.json` and `gpt2_speed_transformers.json`
+/// (a GPT-2-small-shaped model read and sampled at batch 1, beside
+/// `transformers`' `generate`).
+fn gpt2_speed_rows(root: &Path) -> Result<Vec<[String; 4]>> {
+    let mut rows = Vec::new();
+    for (file, who) in [
+        ("gpt2_speed_addmul.json", "`cargo run --release --example gpt2_speed`".to_string()),
+        ("gpt2_speed_transformers.json", String::new()),
+    ] {
+        let v = record(root, file)?;
+        let who = if who.is_empty() {
+            format!("`transformers` {} `generate` (`reference/hf_generate_speed.py`)", text(&v, "/transformers", file)?)
+        } else {
+            who
+        };
+        rows.push([
+            format!(
+                "{who}: GPT-2 small shape, prompt {} tokens, then {} tokens one at a time, {} threads",
+                round(num(&v, "/prompt_tokens", file)?),
+                round(num(&v, "/new_tokens", file)?),
+                round(num(&v, "/threads", file)?)
+            ),
+            format!(
+                "prompt {} tokens/s; sampling {:.1} tokens/s",
+                round(num(&v, "/prompt_tokens_per_s", file)?),
+                num(&v, "/sampling_tokens_per_s", file)?
+            ),
+            when(&v, file)?,
+            format!("`book/measured/{file}`"),
+        ]);
+    }
+    Ok(rows)
+}
+
 /// The table, from the measured files under `root`.
 pub fn table(root: &Path) -> Result<String> {
     let mut rows = bench_rows(root)?;
     rows.push(pytorch_row(root)?);
     rows.push(numbers_row(root)?);
+    rows.extend(gpt2_speed_rows(root)?);
     let mut out = String::from("| what was measured | result | when, on what | record |\n|---|---|---|---|\n");
     for row in rows {
         out.push_str(&format!("| {} |\n", row.join(" | ")));

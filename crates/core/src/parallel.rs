@@ -57,8 +57,27 @@ pub fn share_products<R: Send>(f: impl FnOnce() -> R + Send) -> R {
 }
 
 /// Whether this thread is inside [`share_products`].
-pub(crate) fn products_shared() -> bool {
+pub fn products_shared() -> bool {
     SHARE_PRODUCTS.with(std::cell::Cell::get)
+}
+
+/// `xs` mapped by `f` entry by entry, into a new vector; inside
+/// [`share_products`] a long slice is cut among the pool's threads (each entry
+/// is its own computation, so the result is the same either way).
+///
+/// ```
+/// use addmul_core::parallel::{map_entries, share_products};
+/// let xs: Vec<f32> = (0..100_000).map(|i| i as f32).collect();
+/// let once = map_entries(&xs, |v| v * 2.0);
+/// assert_eq!(share_products(|| map_entries(&xs, |v| v * 2.0)), once);
+/// ```
+pub fn map_entries<T: Copy + Send + Sync, U: Send>(xs: &[T], f: impl Fn(T) -> U + Sync + Send) -> Vec<U> {
+    const PARALLEL_ENTRIES: usize = 1 << 16;
+    if xs.len() >= PARALLEL_ENTRIES && products_shared() && rayon::current_num_threads() > 1 {
+        xs.par_iter().with_min_len(PARALLEL_ENTRIES / 4).map(|&v| f(v)).collect()
+    } else {
+        xs.iter().map(|&v| f(v)).collect()
+    }
 }
 
 /// The threads of the shared pool (one per core, unless `RAYON_NUM_THREADS`

@@ -55,7 +55,8 @@ pub fn perplexity<T: Float>(model: &Gpt<T>, ids: &[TokenId], stride: usize) -> R
         // Token p of the window is predicted by the logits of position p - 1.
         let first = (window.len() - scored).max(1);
         if first < window.len() {
-            let logits = model.logits(window, window.len())?;
+            // One sequence at a time: its products are shared among the cores.
+            let logits = addmul_core::parallel::share_products(|| model.logits(window, window.len()))?;
             let nll: f64 = (first..window.len())
                 .map(|p| {
                     let column = logits.column(p - 1);
