@@ -32,5 +32,37 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench);
+/// The kernels alone, causal, head size 32 (cpu-small's heads): the plain
+/// one keeps the `[T, T]` weights; the tiled one never holds more than a
+/// tile of them and skips most of the masked half.
+fn kernels(c: &mut Criterion) {
+    use addmul_attention::{Mask, attend, attend_backward, attend_tiled, attend_tiled_backward};
+    let mut group = c.benchmark_group("attention_kernel_f32_head32");
+    group.sample_size(10);
+    for t in [64usize, 256, 1024, 2048] {
+        let m = |seed| -> Matrix<f32> { Init::Normal { std: 1.0 }.matrix(32, t, &mut rng(seed)) };
+        let (q, k, v, dout) = (m(1), m(2), m(3), m(4));
+        let (mut dq, mut dk, mut dv) = (m(5), m(6), m(7));
+        let mut out = Matrix::zeros(32, t);
+        group.throughput(Throughput::Elements(t as u64));
+        group.bench_with_input(BenchmarkId::new("plain forward+backward", t), &t, |b, &t| {
+            let (mut w, mut scratch) = (vec![0.0; t * t], vec![0.0; t * t]);
+            b.iter(|| {
+                attend(&q, &k, &v, 0.18, &Mask::CAUSAL, &mut w, &mut out).unwrap();
+                attend_backward(&q, &k, &v, 0.18, &w, &dout, &mut dq, &mut dk, &mut dv, &mut scratch).unwrap();
+            })
+        });
+        group.bench_with_input(BenchmarkId::new("tiled forward+backward", t), &t, |b, _| {
+            let mut scratch = Vec::new();
+            b.iter(|| {
+                attend_tiled(&q, &k, &v, 0.18, &Mask::CAUSAL, &mut out, &mut scratch).unwrap();
+                attend_tiled_backward(&q, &k, &v, 0.18, &Mask::CAUSAL, &dout, &mut dq, &mut dk, &mut dv, &mut scratch)
+                    .unwrap();
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench, kernels);
 criterion_main!(benches);

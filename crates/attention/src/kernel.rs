@@ -42,25 +42,29 @@ where
     // Scores: how well each key matches each query.
     gemm(scale, k, Op::T, q, Op::N, T::zero(), &mut DMatrixViewMut::from_slice(weights, keys, queries))?;
     // Each query's scores become weights that sum to 1 over what it may see.
-    for j in 0..queries {
-        let col = &mut weights[j * keys..(j + 1) * keys];
-        let visible = mask.visible_prefix(j, keys);
-        if let Some(padding) = mask.key_padding {
-            for (s, &pad) in col[..visible].iter_mut().zip(padding) {
-                if pad {
-                    *s = T::NEG_INFINITY;
-                }
-            }
-        }
-        softmax_in_place(&mut col[..visible]);
-        col[visible..].fill(T::zero());
+    for (j, col) in weights.chunks_exact_mut(keys).enumerate() {
+        mask_and_softmax(col, mask.visible_prefix(j, keys), mask.key_padding);
     }
     // Each output is the weighted mix of the values.
     gemm(T::one(), v, Op::N, &DMatrixView::from_slice(weights, keys, queries), Op::N, T::zero(), out)
 }
 // ANCHOR_END: attend
 
-fn check_kernel_shapes<T: Float, SV: RawStorage<T, Dyn, Dyn>>(
+/// One query's scores `col` (over the keys) become its weights: a softmax
+/// over the first `visible` keys, padding and the keys after them exactly 0.
+pub(crate) fn mask_and_softmax<T: Float>(col: &mut [T], visible: usize, padding: Option<&[bool]>) {
+    if let Some(padding) = padding {
+        for (s, &pad) in col[..visible].iter_mut().zip(padding) {
+            if pad {
+                *s = T::NEG_INFINITY;
+            }
+        }
+    }
+    softmax_in_place(&mut col[..visible]);
+    col[visible..].fill(T::zero());
+}
+
+pub(crate) fn check_kernel_shapes<T: Float, SV: RawStorage<T, Dyn, Dyn>>(
     v: &AnyMatrix<T, SV>,
     keys: usize,
     queries: usize,

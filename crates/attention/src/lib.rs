@@ -18,6 +18,10 @@
 //!
 //! - [`attend`] / [`attend_backward`]: the kernel on raw matrices (also used
 //!   per head by multi-head attention).
+//! - [`attend_tiled`] / [`attend_tiled_backward`]: the same kernel a tile of
+//!   queries at a time, never holding the `[S, T]` weights (memory linear in
+//!   the sequence; the backward computes the weights again); multi-head
+//!   attention uses it for long sequences.
 //! - [`Attention`]: the layer with its projections `W_q`, `W_k`, `W_v`.
 //!
 //! # Example
@@ -38,8 +42,10 @@
 mod kernel;
 mod layer;
 mod mask;
+mod tiled;
 
 pub use addmul_core::Error;
 pub use kernel::{attend, attend_backward};
 pub use layer::{Attention, AttentionCache, AttentionConfig, AttentionGrads};
 pub use mask::Mask;
+pub use tiled::{QUERY_TILE, attend_tiled, attend_tiled_backward};

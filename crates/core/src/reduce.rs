@@ -33,7 +33,17 @@ pub fn sum_by<T: Float>(n: usize, f: impl Fn(usize) -> T) -> T {
 /// `Σ x_i`.
 #[inline]
 pub fn sum<T: Float>(x: &[T]) -> T {
-    sum_by(x.len(), |i| x[i])
+    // The same order as `sum_by(x.len(), |i| x[i])`, written over whole
+    // chunks so that the lanes become one vector register.
+    let mut lanes = [T::zero(); LANES];
+    let chunks = x.chunks_exact(LANES);
+    let tail = chunks.remainder().iter().fold(T::zero(), |acc, &v| acc + v);
+    for chunk in chunks {
+        for (l, &v) in lanes.iter_mut().zip(chunk) {
+            *l += v;
+        }
+    }
+    lanes.into_iter().fold(T::zero(), |a, b| a + b) + tail
 }
 
 /// `Σ x_i y_i` over the shorter of the two.
@@ -41,7 +51,16 @@ pub fn sum<T: Float>(x: &[T]) -> T {
 pub fn dot<T: Float>(x: &[T], y: &[T]) -> T {
     let n = x.len().min(y.len());
     let (x, y) = (&x[..n], &y[..n]);
-    sum_by(n, |i| x[i] * y[i])
+    // As `sum_by(n, |i| x[i] * y[i])`, over whole chunks (see `sum`).
+    let mut lanes = [T::zero(); LANES];
+    let (xs, ys) = (x.chunks_exact(LANES), y.chunks_exact(LANES));
+    let tail = xs.remainder().iter().zip(ys.remainder()).fold(T::zero(), |acc, (&a, &b)| acc + a * b);
+    for (cx, cy) in xs.zip(ys) {
+        for ((l, &a), &b) in lanes.iter_mut().zip(cx).zip(cy) {
+            *l += a * b;
+        }
+    }
+    lanes.into_iter().fold(T::zero(), |a, b| a + b) + tail
 }
 
 /// The largest entry; `-inf` for an empty slice; NaN entries are skipped.
@@ -76,5 +95,18 @@ mod tests {
         }
         assert_eq!(max(&[f64::NAN, 1.0, f64::NAN]), 1.0);
         assert_eq!(dot(&[1.0, 2.0, 3.0], &[1.0]), 1.0);
+    }
+
+    #[test]
+    fn sum_and_dot_add_in_the_order_of_sum_by() {
+        // Numbers whose sum depends on the order, in f32 and f64.
+        for n in [0usize, 3, 8, 13, 100, 1001] {
+            let x: Vec<f32> = (0..n).map(|i| ((i * 7919) % 1013) as f32 * 1.37e-3 - 0.3).collect();
+            let y: Vec<f32> = (0..n + 2).map(|i| (i as f32 * 0.77).sin() * 1e3).collect();
+            assert_eq!(sum(&x).to_bits(), sum_by(n, |i| x[i]).to_bits(), "sum of {n}");
+            assert_eq!(dot(&x, &y).to_bits(), sum_by(n, |i| x[i] * y[i]).to_bits(), "dot of {n}");
+            let x64: Vec<f64> = x.iter().map(|&v| f64::from(v) * 1e-7).collect();
+            assert_eq!(sum(&x64).to_bits(), sum_by(n, |i| x64[i]).to_bits());
+        }
     }
 }

@@ -44,4 +44,4 @@ mod mha;
 pub use addmul_attention::AttentionGrads;
 pub use addmul_core::Error;
 pub use cache::{CrossKv, KvCache, LayerCaches};
-pub use mha::{MultiHeadAttention, MultiHeadCache, MultiHeadConfig};
+pub use mha::{MultiHeadAttention, MultiHeadCache, MultiHeadConfig, TILED_FROM_SCORES};

@@ -2,7 +2,7 @@
 
 use std::borrow::Cow;
 
-use addmul_attention::{AttentionGrads, Mask, attend, attend_backward};
+use addmul_attention::{AttentionGrads, Mask, attend, attend_backward, attend_tiled, attend_tiled_backward};
 use addmul_core::{
     AnyMatrix, Error, Float, Init, Layer, Matrix, Param, Parameters, Result, Rng, Shape, expect_shape, visit_child,
     visit_child_mut,
@@ -156,11 +156,25 @@ pub struct MultiHeadCache<T: Float> {
     /// `[K; V]` for cross-attention.
     kv: Option<Matrix<T>>,
     heads: Matrix<T>,
-    weights: Vec<T>,
+    /// Every head's `[S, T]` weights, or `None` where they were too many to
+    /// keep (see [`TILED_FROM_SCORES`]): the backward and
+    /// [`MultiHeadCache::weights`] compute them again.
+    weights: Option<Vec<T>>,
+    /// What the weights need to be computed again.
+    scale: T,
+    causal: bool,
+    padding: Option<Vec<bool>>,
     seq_len: usize,
     context_len: usize,
     n_head: usize,
 }
+
+/// From this many scores per head and sequence (`S · T`) on, attention runs
+/// tiled ([`attend_tiled`]): the weights are not kept, so that memory grows
+/// with the sequence rather than its square, and a causal layer skips most
+/// of the masked half. Below it the weights are kept, which for short
+/// sequences is as fast and lets the backward reuse them.
+pub const TILED_FROM_SCORES: usize = 128 * 128;
 
 impl<T: Float> MultiHeadCache<T> {
     /// The heads' outputs side by side, `[d, B·T]`, before `W_O`: rows
@@ -173,8 +187,33 @@ impl<T: Float> MultiHeadCache<T> {
     /// `j` is query `j`'s weights over the keys.
     pub fn weights(&self, b: usize, head: usize) -> Matrix<T> {
         let (s, t) = (self.context_len, self.seq_len);
-        let start = (b * self.n_head + head) * s * t;
-        Matrix::from_column_slice(s, t, &self.weights[start..start + s * t])
+        if let Some(weights) = &self.weights {
+            let start = (b * self.n_head + head) * s * t;
+            return Matrix::from_column_slice(s, t, &weights[start..start + s * t]);
+        }
+        // Computed again, as the tiled kernel computes them.
+        let (d, hs) = (self.heads.nrows(), self.heads.nrows() / self.n_head);
+        let source = self.kv.as_ref().unwrap_or(&self.q);
+        let k_row = if self.kv.is_some() { 0 } else { d };
+        let mut w = vec![T::zero(); s * t];
+        let mut out = Matrix::zeros(hs, t);
+        attend(
+            &self.q.view((head * hs, b * t), (hs, t)),
+            &source.view((k_row + head * hs, b * s), (hs, s)),
+            &source.view((k_row + head * hs, b * s), (hs, s)),
+            self.scale,
+            &self.mask(b),
+            &mut w,
+            &mut out,
+        )
+        .expect("the shapes of a forward pass's own cache fit");
+        Matrix::from_column_slice(s, t, &w)
+    }
+
+    /// The mask sequence `b`'s attention used.
+    fn mask(&self, b: usize) -> Mask<'_> {
+        let s = self.context_len;
+        Mask { causal: self.causal, offset: 0, key_padding: self.padding.as_deref().map(|p| &p[b * s..(b + 1) * s]) }
     }
 }
 
@@ -398,20 +437,24 @@ impl<T: Float> MultiHeadAttention<T> {
         let (t, lay, scale) = (seq_len, self.layout(), self.scale());
         let keys_and_values = kv.as_ref().unwrap_or(&q);
         let mut heads = Matrix::zeros(lay.d, x.ncols());
-        let mut weights = vec![T::zero(); batches * self.n_head * s * t];
+        let tiled = s * t >= TILED_FROM_SCORES;
+        let mut weights = if tiled { Vec::new() } else { vec![T::zero(); batches * self.n_head * s * t] };
+        let mut scratch = Vec::new();
         for b in 0..batches {
             let mask = Mask { causal: self.causal, offset: 0, key_padding: padding.map(|p| &p[b * s..(b + 1) * s]) };
             for h in 0..self.n_head {
-                let block = (b * self.n_head + h) * s * t;
-                attend(
+                let (q, k, v) = (
                     &q.view((lay.q(h), b * t), (lay.hs, t)),
                     &keys_and_values.view((lay.k(h), b * s), (lay.hs, s)),
                     &keys_and_values.view((lay.v(h), b * s), (lay.hs, s)),
-                    scale,
-                    &mask,
-                    &mut weights[block..block + s * t],
-                    &mut heads.view_mut((lay.q(h), b * t), (lay.hs, t)),
-                )?;
+                );
+                let out = &mut heads.view_mut((lay.q(h), b * t), (lay.hs, t));
+                if tiled {
+                    attend_tiled(q, k, v, scale, &mask, out, &mut scratch)?;
+                } else {
+                    let block = (b * self.n_head + h) * s * t;
+                    attend(q, k, v, scale, &mask, &mut weights[block..block + s * t], out)?;
+                }
             }
         }
         let y = self.c_proj.apply(&heads)?;
@@ -421,7 +464,10 @@ impl<T: Float> MultiHeadAttention<T> {
             q,
             kv,
             heads,
-            weights,
+            weights: (!tiled).then_some(weights),
+            scale,
+            causal: self.causal,
+            padding: padding.map(<[bool]>::to_vec),
             seq_len: t,
             context_len: s,
             n_head: self.n_head,
@@ -583,23 +629,26 @@ where
     let (t, s, n_head, hs) = (cache.seq_len, cache.context_len, cache.n_head, lay.hs);
     let batches = d_heads.ncols() / t;
     let source = cache.kv.as_ref().unwrap_or(&cache.q);
-    let mut scratch = vec![T::zero(); s * t];
+    let mut scratch = if cache.weights.is_some() { vec![T::zero(); s * t] } else { Vec::new() };
     for b in 0..batches {
         for h in 0..n_head {
-            let block = (b * n_head + h) * s * t;
             let rows = h * hs;
-            attend_backward(
+            let (q, k, v, dout) = (
                 &cache.q.view((lay.q(h), b * t), (hs, t)),
                 &source.view((lay.k(h), b * s), (hs, s)),
                 &source.view((lay.v(h), b * s), (hs, s)),
-                scale,
-                &cache.weights[block..block + s * t],
                 &d_heads.view((rows, b * t), (hs, t)),
-                &mut dq.view_mut((rows, b * t), (hs, t)),
-                &mut dk.view_mut((rows, b * s), (hs, s)),
-                &mut dv.view_mut((rows, b * s), (hs, s)),
-                &mut scratch,
-            )?;
+            );
+            let dq = &mut dq.view_mut((rows, b * t), (hs, t));
+            let dk = &mut dk.view_mut((rows, b * s), (hs, s));
+            let dv = &mut dv.view_mut((rows, b * s), (hs, s));
+            match &cache.weights {
+                Some(weights) => {
+                    let block = (b * n_head + h) * s * t;
+                    attend_backward(q, k, v, scale, &weights[block..block + s * t], dout, dq, dk, dv, &mut scratch)?;
+                }
+                None => attend_tiled_backward(q, k, v, scale, &cache.mask(b), dout, dq, dk, dv, &mut scratch)?,
+            }
         }
     }
     Ok(())

@@ -186,3 +186,62 @@ fn bad_configurations_and_inputs_are_typed_errors() {
     assert!(causal.forward_cross(&Matrix::zeros(8, 2), 2, &Matrix::zeros(8, 2), 2, None).is_err());
     assert!(causal.forward_self(&Matrix::zeros(7, 2), 2, None).unwrap_err().to_string().contains("Linear::forward"));
 }
+
+/// Long enough for the tiled kernel (`S · T >= TILED_FROM_SCORES`): the
+/// weights are not kept, the backward computes them again.
+const LONG: usize = 130;
+
+#[test]
+fn long_sequences_run_tiled_with_exact_gradients() {
+    const { assert!(LONG * LONG >= addmul_multihead::TILED_FROM_SCORES) };
+    for (causal, padded, seed) in [(true, false, 1u64), (false, true, 2), (true, true, 3)] {
+        let mut mha = MultiHeadConfig { causal, ..MultiHeadConfig::self_attention(2, 2) }
+            .init::<f64>(Init::Normal { std: 0.5 }, &mut rng(seed))
+            .unwrap();
+        let pad = padded.then(|| padding(1, LONG, seed ^ 9));
+        let probe = normal(2, LONG, seed ^ 2);
+        let report = GradCheck::default()
+            .run(&mut mha, &mut [normal(2, LONG, seed ^ 1)], |m, xs| {
+                let (y, cache) = m.forward_self(&xs[0], LONG, pad.as_deref())?;
+                let g = m.backward(&cache, &probe)?;
+                Ok::<_, Error>((addmul_core::dot(&y, &probe)?, vec![g.dx]))
+            })
+            .unwrap();
+        assert!(within(&report, TIGHT).is_ok(), "causal {causal}, padded {padded}: {report}");
+    }
+    let mut cross =
+        MultiHeadConfig::cross_attention(2, 3, 2).init::<f64>(Init::Normal { std: 0.5 }, &mut rng(4)).unwrap();
+    let pad = padding(1, LONG, 5);
+    let probe = normal(2, LONG, 6);
+    let report = GradCheck::default()
+        .run(&mut cross, &mut [normal(2, LONG, 7), normal(3, LONG, 8)], |m, xs| {
+            let (y, cache) = m.forward_cross(&xs[0], LONG, &xs[1], LONG, Some(&pad))?;
+            let g = m.backward(&cache, &probe)?;
+            Ok::<_, Error>((addmul_core::dot(&y, &probe)?, vec![g.dx, g.dcontext.unwrap()]))
+        })
+        .unwrap();
+    assert!(within(&report, TIGHT).is_ok(), "cross-attention: {report}");
+}
+
+#[test]
+fn tiled_and_kept_weights_agree() {
+    // The first 64 tokens alone keep their weights; inside a long causal
+    // sequence they run tiled: the same outputs and the same weights.
+    let mha = MultiHeadConfig { causal: true, ..MultiHeadConfig::self_attention(8, 2) }
+        .init::<f64>(Init::Normal { std: 0.5 }, &mut rng(11))
+        .unwrap();
+    let x = normal(8, 2 * LONG, 12);
+    let (long, long_cache) = mha.forward_self(&x, LONG, None).unwrap();
+    let short_x = x.columns(LONG, 64).into_owned();
+    let (short, short_cache) = mha.forward_self(&short_x, 64, None).unwrap();
+    assert!((long.columns(LONG, 64) - &short).abs().max() < 1e-12);
+    for h in 0..2 {
+        let (lw, sw) = (long_cache.weights(1, h), short_cache.weights(0, h));
+        assert_eq!(lw.shape(), (LONG, LONG));
+        assert!((lw.view((0, 0), (64, 64)) - &sw).abs().max() < 1e-12);
+        for j in 0..LONG {
+            let col = lw.column(j);
+            assert!((col.sum() - 1.0).abs() < 1e-12 && col.rows(j + 1, LONG - j - 1).iter().all(|&w| w == 0.0));
+        }
+    }
+}
