@@ -30,6 +30,7 @@ use std::path::Path;
 use plotters::coord::Shift;
 use plotters::coord::ranged1d::SegmentValue;
 use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
+use plotters::element::DashedPathElement;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
@@ -65,15 +66,21 @@ pub enum PlotError {
 
 type Result<T> = std::result::Result<T, PlotError>;
 
-/// Colours for series and classes, chosen to stay distinct in print.
+/// Colours for series and classes: Okabe and Ito's palette, chosen to stay
+/// distinct with the common kinds of colour blindness (no red beside green)
+/// and in print. Line charts also draw each series after the first with its
+/// own dash pattern ([`DASHES`]), so that no figure depends on colour alone.
 pub const PALETTE: [RGBColor; 6] = [
-    RGBColor(31, 119, 180),
-    RGBColor(214, 39, 40),
-    RGBColor(44, 160, 44),
-    RGBColor(255, 127, 14),
-    RGBColor(148, 103, 189),
-    RGBColor(140, 86, 75),
+    RGBColor(0, 114, 178),   // blue
+    RGBColor(213, 94, 0),    // vermillion
+    RGBColor(0, 158, 115),   // bluish green
+    RGBColor(230, 159, 0),   // orange
+    RGBColor(204, 121, 167), // reddish purple
+    RGBColor(86, 180, 233),  // sky blue
 ];
+
+/// Dash and gap lengths (pixels) of line series `1..`: series 0 is solid.
+pub const DASHES: [(u32, u32); 5] = [(9, 4), (2, 3), (14, 4), (5, 5), (1, 6)];
 
 fn draw_err(figure: &str, e: impl std::fmt::Display) -> PlotError {
     PlotError::Draw { figure: figure.to_string(), message: e.to_string() }
@@ -251,12 +258,18 @@ impl LineChart {
             .draw()
             .map_err(e)?;
         for (i, s) in self.series.iter().enumerate() {
-            let colour = PALETTE[i % PALETTE.len()];
-            chart
-                .draw_series(LineSeries::new(s.points.iter().copied(), colour.stroke_width(2)))
-                .map_err(e)?
+            let colour = PALETTE[i % PALETTE.len()].stroke_width(2);
+            let points = s.points.iter().copied();
+            let drawn = match i.checked_sub(1).map(|d| DASHES[d % DASHES.len()]) {
+                None => chart.draw_series(LineSeries::new(points, colour)).map_err(e)?,
+                Some((dash, gap)) => chart.draw_series(DashedLineSeries::new(points, dash, gap, colour)).map_err(e)?,
+            };
+            // The legend's sample line, 24 pixels: one dash longer than it
+            // draws the solid line.
+            let (dash, gap) = i.checked_sub(1).map_or((30, 1), |d| DASHES[d % DASHES.len()]);
+            drawn
                 .label(&s.name)
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], colour.stroke_width(2)));
+                .legend(move |(x, y)| DashedPathElement::new(vec![(x, y), (x + 24, y)].into_iter(), dash, gap, colour));
         }
         if let Some((mx, label)) = &self.marker {
             let style = BLACK.mix(0.6).stroke_width(1);
