@@ -1,6 +1,7 @@
 //! Generators: each runs the crates' own code and records the numbers,
 //! transcripts and figures its chapters cite.
 
+mod ablations;
 mod architecture;
 mod attention;
 mod blocks;
@@ -78,7 +79,7 @@ pub fn thousands(n: u64) -> String {
 /// Runs every generator.
 pub fn generate_all(g: &mut Gen) -> Result<()> {
     type Generator = fn(&mut Gen) -> Result<()>;
-    let chapters: [(&str, Generator); 10] = [
+    let chapters: [(&str, Generator); 11] = [
         ("chapters 1-2 (leaf/flower)", leaf_flower::generate),
         ("chapter 5 (embeddings)", embeddings::generate),
         ("chapters 7, 8, 13 (attention, softmax, positions)", attention::generate),
@@ -88,6 +89,7 @@ pub fn generate_all(g: &mut Gen) -> Result<()> {
         ("chapter 15 (the Transformer)", transformer::generate),
         ("chapter 16 (the real GPT-2)", real_gpt2::generate),
         ("the exercises' answers", exercises::generate),
+        ("chapters 8 and 12 (what breaks without the scale, with one head)", ablations::generate),
         ("chapters 14 and 15 (the architectures drawn)", architecture::generate),
     ];
     for (i, (name, generate)) in chapters.iter().enumerate() {
