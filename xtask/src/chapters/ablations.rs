@@ -171,7 +171,8 @@ fn one_head_or_many(g: &mut Gen) -> Result<()> {
         "step",
         "validation cross-entropy (nats per token)",
     );
-    let mut runs = Vec::new();
+    const EXAMPLE: [u32; 4] = [START, 3, 11, EQUALS];
+    let (mut runs, mut lookups) = (Vec::new(), Vec::new());
     for heads in [1usize, 4] {
         let config = GptTrainConfig { n_head: heads, ..config.clone() };
         let model = Gpt::new(config.model_config(EQUALS as usize + 1), &mut rng(config.seed))?;
@@ -181,19 +182,35 @@ fn one_head_or_many(g: &mut Gen) -> Result<()> {
         runs.push((mid, last(&points)?));
         let name = if heads == 1 { "one head of width 32".to_string() } else { format!("{heads} heads of width 8") };
         chart = chart.series(Series::new(name, points));
-        // Where each head of the trained model looks from `=`.
-        let example = [START, 3, 11, EQUALS];
-        let maps = trainer.model().attention_maps(&example)?;
-        let rows: Vec<Vec<f64>> = maps[0].iter().map(|w| (0..4).map(|k| f64::from(w[(k, 3)])).collect()).collect();
-        let labels: Vec<String> = ["start", "a = 3", "b = 11", "="].map(String::from).to_vec();
-        let head_names = (1..=heads).map(|h| format!("head {h}")).collect();
-        Heatmap::new(format!("Where \"=\" looks, {heads} head(s), trained"), rows)
-            .labels(head_names, labels)
-            .axes("key (the token looked at)", "head")
-            .range(0.0, 1.0)
-            .save(g.figure(&format!("ch12_lookups_{heads}.svg")))?;
+        // Where each head of the trained model looks from `=`: its weights
+        // over [start, a, b, =].
+        let maps = trainer.model().attention_maps(&EXAMPLE)?;
+        for (h, w) in maps[0].iter().enumerate() {
+            let name = if heads == 1 { "one head".to_string() } else { format!("four heads: head {}", h + 1) };
+            lookups.push((name, (0..4).map(|k| f64::from(w[(k, 3)])).collect::<Vec<f64>>()));
+        }
     }
     chart.save(g.figure("ch12_one_head_or_many.svg"))?;
+    let (names, rows): (Vec<String>, Vec<Vec<f64>>) = lookups.into_iter().unzip();
+    let keys = ["start", "a = 3", "b = 11", "="].map(String::from).to_vec();
+    Heatmap::new("Where \"=\" looks in the trained models", rows.clone())
+        .labels(names, keys)
+        .axes("key (the token looked at)", "")
+        .range(0.0, 1.0)
+        .save(g.figure("ch12_lookups.svg"))?;
+    // The division of labour: the head that weighs `b` most and the one
+    // that weighs `a` most, among the four.
+    let most = |key: usize| -> (usize, f64) {
+        (1..rows.len()).map(|r| (r, rows[r][key])).fold((0, f64::NEG_INFINITY), |b, x| if x.1 > b.1 { x } else { b })
+    };
+    let ((a_head, a_max), (b_head, b_max)) = (most(1), most(2));
+    ensure!(a_head != b_head, "one of the four heads now weighs both digits most: update chapter 12");
+    g.num("ch12.ablation.one.a", rows[0][1], 2);
+    g.num("ch12.ablation.one.b", rows[0][2], 2);
+    g.num("ch12.ablation.four.a_head", a_head as f64, 0);
+    g.num("ch12.ablation.four.a", a_max, 2);
+    g.num("ch12.ablation.four.b_head", b_head as f64, 0);
+    g.num("ch12.ablation.four.b", b_max, 2);
     let [(one_mid, one_end), (four_mid, four_end)] = runs[..] else { unreachable!("two runs") };
     ensure!(
         one_mid > four_mid + 0.1,
