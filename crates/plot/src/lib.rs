@@ -798,6 +798,11 @@ impl Heatmap {
             (lo, hi)
         });
         let span = if hi > lo { hi - lo } else { 1.0 };
+        // The axes have at least two cells each: plotters maps a one-cell
+        // axis onto nothing (a single row would draw an empty figure), so a
+        // single row or column is drawn in the first of two, the second left
+        // blank.
+        let (grid_rows, grid_cols) = (rows.max(2), cols.max(2));
         let cell = (560 / cols.max(rows)).clamp(4, 60) as u32;
         let size = ((cell * cols as u32 + 140).max(640), cell * rows as u32 + 120);
         render(size, &self.title, |root| {
@@ -807,7 +812,7 @@ impl Heatmap {
                 .margin(10)
                 .x_label_area_size(40)
                 .y_label_area_size(80)
-                .build_cartesian_2d((0..cols - 1).into_segmented(), (0..rows - 1).into_segmented())
+                .build_cartesian_2d((0..grid_cols - 1).into_segmented(), (0..grid_rows - 1).into_segmented())
                 .map_err(e)?;
             // Labels sit at cell centres; rows are drawn top to bottom.
             let label = |labels: &[String], i: usize| labels.get(i).cloned().unwrap_or_else(|| i.to_string());
@@ -830,7 +835,8 @@ impl Heatmap {
                 })
                 .y_label_formatter(&|v| {
                     centre(v)
-                        .and_then(|r| (rows - 1).checked_sub(r))
+                        .and_then(|r| (grid_rows - 1).checked_sub(r))
+                        .filter(|&r| r < rows)
                         .map(|r| label(&self.row_labels, r))
                         .unwrap_or_default()
                 })
@@ -843,7 +849,7 @@ impl Heatmap {
                 .flat_map(|(r, row)| row.iter().enumerate().map(move |(c, &v)| (r, c, v)));
             chart
                 .draw_series(cells.clone().map(|(r, c, v)| {
-                    let y = rows - 1 - r;
+                    let y = grid_rows - 1 - r;
                     let corners = [
                         (SegmentValue::Exact(c), SegmentValue::Exact(y)),
                         (SegmentValue::Exact(c + 1), SegmentValue::Exact(y + 1)),
@@ -859,7 +865,7 @@ impl Heatmap {
                         let style = ("sans-serif", 12).into_font().color(&colour).pos(centred);
                         Text::new(
                             format!("{v:.2}"),
-                            (SegmentValue::CenterOf(c), SegmentValue::CenterOf(rows - 1 - r)),
+                            (SegmentValue::CenterOf(c), SegmentValue::CenterOf(grid_rows - 1 - r)),
                             style,
                         )
                     }))
@@ -1010,6 +1016,31 @@ mod tests {
             assert!(svg.contains(text), "missing {text}");
         }
         assert!(!svg.contains("http://") || svg.contains("http://www.w3.org/2000/svg"));
+    }
+
+    #[test]
+    fn a_single_row_or_column_is_drawn() {
+        // Every cell is a coloured rectangle of positive size (a one-cell
+        // axis used to give them no height or width: an empty figure).
+        let drawn = |svg: &str| {
+            svg.lines()
+                .filter(|l| l.starts_with("<rect") && !l.contains("#FFFFFF"))
+                .filter(|l| {
+                    let size = |attr: &str| -> f64 {
+                        l.split(&format!(" {attr}=\""))
+                            .nth(1)
+                            .and_then(|v| v.split('"').next()?.parse().ok())
+                            .unwrap_or(0.0)
+                    };
+                    size("width") > 0.0 && size("height") > 0.0
+                })
+                .count()
+        };
+        for values in [vec![vec![0.2, 0.5, 0.9]], vec![vec![0.2], vec![0.9]], vec![vec![0.5]], vec![vec![0.3; 3]; 2]] {
+            let n = values.len() * values[0].len();
+            let svg = Heatmap::new("h", values).range(0.0, 1.0).to_svg().unwrap();
+            assert_eq!(drawn(&svg), n, "{svg}");
+        }
     }
 
     #[test]
