@@ -186,14 +186,14 @@ fn one_head_or_many(g: &mut Gen) -> Result<()> {
         // over [start, a, b, =].
         let maps = trainer.model().attention_maps(&EXAMPLE)?;
         for (h, w) in maps[0].iter().enumerate() {
-            let name = if heads == 1 { "one head".to_string() } else { format!("four heads: head {}", h + 1) };
+            let name = if heads == 1 { "one head".to_string() } else { format!("head {}/{heads}", h + 1) };
             lookups.push((name, (0..4).map(|k| f64::from(w[(k, 3)])).collect::<Vec<f64>>()));
         }
     }
     chart.save(g.figure("ch12_one_head_or_many.svg"))?;
     let (names, rows): (Vec<String>, Vec<Vec<f64>>) = lookups.into_iter().unzip();
     let keys = ["start", "a = 3", "b = 11", "="].map(String::from).to_vec();
-    Heatmap::new("Where \"=\" looks in the trained models", rows.clone())
+    Heatmap::new("Where \"=\" looks: one head (top), then each of four", rows.clone())
         .labels(names, keys)
         .axes("key (the token looked at)", "")
         .range(0.0, 1.0)

@@ -2,7 +2,7 @@
 //! multi-head attention.
 
 use addmul::core::{Init, Layer, Matrix, ParametersExt, rng};
-use addmul::demos::{DepthConfig, residual_depth};
+use addmul::demos::{DepthConfig, layer_norm_depth, residual_depth};
 use addmul::dropout::Dropout;
 use addmul::layernorm::LayerNorm;
 use addmul::multihead::{KvCache, MultiHeadConfig};
@@ -45,12 +45,46 @@ fn residual(g: &mut Gen) -> Result<()> {
         .series(Series::new("with residual connections", by_layer(&res)))
         .legend_at(SeriesLabelPosition::MiddleRight)
         .save(g.figure("ch09_gradient_by_layer.svg"))?;
+    without_layer_norm(g, &config)?;
     let curve =
         |r: &addmul::demos::DepthRun| r.train_loss.iter().enumerate().map(|(i, l)| ((i + 1) as f64, *l)).collect();
     LineChart::new(format!("Training a {}-layer stack", config.depth), "epoch", "training loss (cross-entropy)")
         .series(Series::new("without residual connections", curve(&plain)))
         .series(Series::new("with residual connections", curve(&res)))
         .save(g.figure("ch09_training.svg"))?;
+    Ok(())
+}
+
+/// Chapter 10: chapter 9's residual stack, deeper, without and with a layer
+/// norm at the entrance of every block.
+fn without_layer_norm(g: &mut Gen, chapter9: &DepthConfig) -> Result<()> {
+    let config = DepthConfig { depth: 50, ..*chapter9 };
+    let [plain, norm] = layer_norm_depth(&config)?;
+    let by_block = |r: &addmul::demos::DepthRun| -> Vec<(f64, f64)> {
+        r.stream_rms.iter().enumerate().map(|(i, v)| ((i + 1) as f64, v.log10())).collect()
+    };
+    LineChart::new(
+        format!("The stream of a {}-block residual stack at initialisation", config.depth),
+        "block",
+        "log10 root mean square of the stream",
+    )
+    .series(Series::new("without layer norm", by_block(&plain)))
+    .series(Series::new("with layer norm (pre-norm)", by_block(&norm)))
+    .legend_at(SeriesLabelPosition::UpperLeft)
+    .save(g.figure("ch10_stream.svg"))?;
+    let diverged = plain.diverged_at.context("the stack without layer norm no longer diverges: update chapter 10")?;
+    ensure!(norm.diverged_at.is_none(), "the stack with layer norm diverges: update chapter 10");
+    let first = |r: &addmul::demos::DepthRun| r.stream_rms[0];
+    let last = |r: &addmul::demos::DepthRun| *r.stream_rms.last().expect("a stack has blocks");
+    ensure!(last(&plain) > 5.0 * last(&norm), "the stream without layer norm no longer outgrows the one with it");
+    g.num("ch10.ablation.depth", config.depth as f64, 0);
+    g.num("ch10.ablation.epochs", config.epochs as f64, 0);
+    g.num("ch10.ablation.plain.first", first(&plain), 2);
+    g.num("ch10.ablation.plain.last", last(&plain), 1);
+    g.num("ch10.ablation.norm.first", first(&norm), 2);
+    g.num("ch10.ablation.norm.last", last(&norm), 2);
+    g.num("ch10.ablation.plain.diverged", diverged as f64, 0);
+    g.num("ch10.ablation.norm.final", *norm.train_loss.last().context("trained")?, 3);
     Ok(())
 }
 
