@@ -39,6 +39,7 @@ fn median(mut xs: Vec<f64>) -> f64 {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    addmul::alloc::keep_freed_memory();
     let args: Vec<String> = std::env::args().collect();
     let (prompt_len, new, rounds) =
         (arg(&args, "--prompt", 128)?, arg(&args, "--new", 128)?, arg(&args, "--rounds", 5)?);

@@ -24,6 +24,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 const VOCAB: usize = 50257;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    addmul::alloc::keep_freed_memory();
     let args: Vec<String> = std::env::args().collect();
     let value = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1));
     let steps: usize = value("--steps").map(|s| s.parse()).transpose()?.unwrap_or(12);

@@ -19,6 +19,7 @@ struct Cli {
 }
 
 fn main() -> Result<(), addmul::Error> {
+    addmul::alloc::keep_freed_memory();
     addmul::demos::copy_task(&Cli::parse().args.options(), &mut std::io::stdout().lock())?;
     Ok(())
 }

@@ -26,6 +26,7 @@ struct Cli {
 }
 
 fn main() -> Result<(), addmul::Error> {
+    addmul::alloc::keep_freed_memory();
     let command = std::iter::once("cargo run --release --example transformer_numbers --".to_string())
         .chain(std::env::args().skip(1))
         .collect::<Vec<_>>()

@@ -45,6 +45,7 @@ pub use addmul_train as train;
 pub use addmul_transformer as transformer;
 
 pub mod adapters;
+pub mod alloc;
 pub mod app;
 pub mod cli;
 pub mod corpus;

@@ -166,12 +166,42 @@ fn gpt2_speed_rows(root: &Path) -> Result<Vec<[String; 4]>> {
     Ok(rows)
 }
 
+/// The rows from `gpt2_train_speed_addmul.json` and
+/// `gpt2_train_speed_pytorch.json` (a training step at GPT-2 small's shape).
+fn gpt2_train_rows(root: &Path) -> Result<Vec<[String; 4]>> {
+    let mut rows = Vec::new();
+    for file in ["gpt2_train_speed_addmul.json", "gpt2_train_speed_pytorch.json"] {
+        let v = record(root, file)?;
+        let who = match v.get("torch").and_then(Value::as_str) {
+            Some(torch) => format!("PyTorch {torch} (`reference/gpt2_train_speed.py`)"),
+            None => "`cargo run --release --example gpt2_train_speed`".to_string(),
+        };
+        rows.push([
+            format!(
+                "{who}: a training step at GPT-2 small's shape, {} windows of {} tokens, {} threads",
+                round(num(&v, "/batch_size", file)?),
+                round(num(&v, "/block_size", file)?),
+                round(num(&v, "/threads", file)?)
+            ),
+            format!(
+                "median {} ms per step ({} tokens/s)",
+                round(num(&v, "/median_ms", file)?),
+                round(num(&v, "/tokens_per_s", file)?)
+            ),
+            when(&v, file)?,
+            format!("`book/measured/{file}`"),
+        ]);
+    }
+    Ok(rows)
+}
+
 /// The table, from the measured files under `root`.
 pub fn table(root: &Path) -> Result<String> {
     let mut rows = bench_rows(root)?;
     rows.push(pytorch_row(root)?);
     rows.push(numbers_row(root)?);
     rows.extend(gpt2_speed_rows(root)?);
+    rows.extend(gpt2_train_rows(root)?);
     let mut out = String::from("| what was measured | result | when, on what | record |\n|---|---|---|---|\n");
     for row in rows {
         out.push_str(&format!("| {} |\n", row.join(" | ")));
