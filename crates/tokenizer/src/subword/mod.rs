@@ -243,8 +243,12 @@ fn count_words(text: &str, dummy_prefix: bool, keep: impl Fn(char) -> bool) -> V
     segments(text, dummy_prefix, |s| {
         if let Segment::Word(w) = s {
             runs(&w, &keep, |r| {
+                // (A new `String` only for a word not seen before.)
                 if let Ok(r) = r {
-                    *counts.entry(r.to_string()).or_insert(0) += 1;
+                    match counts.get_mut(r) {
+                        Some(n) => *n += 1,
+                        None => _ = counts.insert(r.to_string(), 1),
+                    }
                 }
             });
         }
