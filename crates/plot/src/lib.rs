@@ -269,7 +269,7 @@ impl LineChart {
             let (dash, gap) = i.checked_sub(1).map_or((30, 1), |d| DASHES[d % DASHES.len()]);
             drawn
                 .label(&s.name)
-                .legend(move |(x, y)| DashedPathElement::new(vec![(x, y), (x + 24, y)].into_iter(), dash, gap, colour));
+                .legend(move |(x, y)| DashedPathElement::new(vec![(x, y), (x + 24, y)], dash, gap, colour));
         }
         if let Some((mx, label)) = &self.marker {
             let style = BLACK.mix(0.6).stroke_width(1);
