@@ -13,10 +13,7 @@ per token, the masked half included).
 """
 
 import argparse
-import datetime
-import json
 import os
-import shlex
 import statistics
 import sys
 import time
@@ -24,6 +21,7 @@ import time
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import speed_record  # noqa: E402
 import torch_gpt  # noqa: E402
 
 
@@ -63,14 +61,7 @@ def main():
     print(f"torch {torch.__version__}, {a.threads} threads, GPT-2 small shape, T {T}, B {B}: median of {a.steps} "
           f"steps {med * 1e3:.1f} ms per step, {B * T / med:.0f} tokens/s, {flops / med / 1e9:.1f} GFLOP/s")
     if a.record:
-        name = "unknown"
-        with open("/proc/cpuinfo") as f:
-            name = next((l.split(":", 1)[1].strip() for l in f if l.startswith("model name")), name)
-        record = {
-            "about": "a training step at GPT-2 small's shape on random ids: reference/gpt2_train_speed.py",
-            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d"),
-            "command": "python " + " ".join(shlex.quote(x) for x in sys.argv),
-            "cpu": f"{name}, {os.cpu_count()} cores",
+        speed_record.write(a.record, "a training step at GPT-2 small's shape on random ids: reference/gpt2_train_speed.py", {
             "torch": torch.__version__,
             "threads": a.threads,
             "block_size": T,
@@ -79,11 +70,7 @@ def main():
             "median_ms": med * 1e3,
             "tokens_per_s": B * T / med,
             "gflops": flops / med / 1e9,
-        }
-        with open(a.record, "w") as f:
-            json.dump(record, f, indent=2)
-            f.write("\n")
-        print(f"recorded in {a.record}")
+        })
 
 
 if __name__ == "__main__":

@@ -16,11 +16,16 @@ first; the medians of the rounds are printed.
 """
 
 import argparse
+import os
 import statistics
+import sys
 import time
 
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import speed_record  # noqa: E402  (reference/speed_record.py)
 
 
 def main():
@@ -55,16 +60,8 @@ def main():
           f"prompt {a.prompt}, {a.new} new tokens: median of {a.rounds}: prompt processing "
           f"{statistics.median(prompt_rates):.0f} tokens/s, cached sampling {statistics.median(sample_rates):.1f} tokens/s")
     if a.record:
-        import datetime, json, os, shlex, sys
-        name = "unknown"
-        with open("/proc/cpuinfo") as f:
-            name = next((l.split(":", 1)[1].strip() for l in f if l.startswith("model name")), name)
-        record = {
-            "about": "transformers' generate on a GPT-2-small-shaped model (random weights), batch 1, greedy: "
-                     "reference/hf_generate_speed.py",
-            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d"),
-            "command": "python " + " ".join(shlex.quote(x) for x in sys.argv),
-            "cpu": f"{name}, {os.cpu_count()} cores",
+        speed_record.write(a.record, "transformers' generate on a GPT-2-small-shaped model (random weights), batch 1, "
+                           "greedy: reference/hf_generate_speed.py", {
             "transformers": __import__("transformers").__version__,
             "torch": torch.__version__,
             "threads": a.threads,
@@ -75,11 +72,7 @@ def main():
             "sampling_tokens_per_s": statistics.median(sample_rates),
             "prompt_tokens_per_s_by_round": prompt_rates,
             "sampling_tokens_per_s_by_round": sample_rates,
-        }
-        with open(a.record, "w") as f:
-            json.dump(record, f, indent=2)
-            f.write("\n")
-        print(f"recorded in {a.record}")
+        })
 
 
 if __name__ == "__main__":

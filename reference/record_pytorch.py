@@ -17,26 +17,13 @@ import os
 import shlex
 import sys
 
+import speed_record  # reference/speed_record.py, beside this script
+
 # The run's settings that decide its result, as torch_gpt.py names them.
 CONFIG_KEYS = [
     "block_size", "batch_size", "n_layer", "n_head", "n_embd", "gelu", "attn", "max_iters", "lr", "min_lr",
     "warmup_iters", "lr_decay_iters", "beta1", "beta2", "weight_decay", "grad_clip", "eval_iters", "seed",
 ]
-
-
-def cpu():
-    """The CPU's model name and this machine's core count, as `addmul` writes them."""
-    name = "unknown"
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    name = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    cores = os.cpu_count() or 1
-    return f"{name}, {cores} cores"
 
 
 def command(args):
@@ -65,7 +52,7 @@ def record(run_path):
                  "reference/README.md gives the install and the commands.",
         "command": command(args),
         "date": finished.strftime("%Y-%m-%d"),
-        "cpu": cpu(),
+        "cpu": speed_record.cpu(),
         "python": sys.version.split()[0],
         "torch_version": run["torch_version"],
         "threads": run["threads"],
