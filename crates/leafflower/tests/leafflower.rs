@@ -15,6 +15,20 @@ fn the_articles_worked_number() {
 }
 
 #[test]
+fn the_bias_moves_the_negative_sum_towards_zero_and_keeps_its_sign() {
+    // −26.598 + 0.25 = −26.348, the article's −26.35: still negative, so a
+    // ReLU after the neuron gives 0 (with the sign dropped it would pass
+    // 26.35 on unchanged).
+    let plain = ArticleNetwork::new([0.0; 3]).evaluate(ARTICLE_LEAF).unwrap().hidden[0];
+    let biased = ArticleNetwork::new([0.25, 0.0, 0.0]).evaluate(ARTICLE_LEAF).unwrap().hidden[0];
+    assert!((biased - (plain + 0.25)).abs() < 1e-12);
+    assert!(biased < 0.0 && biased.abs() < plain.abs(), "{plain} -> {biased}");
+    assert_eq!(format!("{biased:.2}"), "-26.35");
+    assert_eq!(addmul_nn::Activation::Relu.apply(biased), 0.0);
+    assert_eq!(addmul_nn::Activation::Relu.apply(-biased), -biased);
+}
+
+#[test]
 fn the_article_network_tells_our_two_examples_apart() {
     let net = ArticleNetwork::new([0.0; 3]);
     assert_eq!(net.evaluate(ARTICLE_LEAF).unwrap().class, Class::Leaf);

@@ -2,7 +2,9 @@
 
 use std::borrow::Cow;
 
-use addmul_core::{Error, Float, Init, Layer, Matrix, Param, Parameters, Result, Rng, visit_child, visit_child_mut};
+use addmul_core::{
+    Error, Float, Init, Layer, Matrix, Op, Param, Parameters, Result, Rng, matmul, visit_child, visit_child_mut,
+};
 
 use crate::{Activation, Linear};
 
@@ -141,6 +143,41 @@ impl<T: Float> Mlp<T> {
     pub fn out_features(&self) -> usize {
         self.layers[self.layers.len() - 1].out_features()
     }
+
+    // ANCHOR: collapse
+    /// The single linear layer that computes the same function, for a network
+    /// without an activation ([`Activation::Identity`]): `W₂(W₁x + b₁) + b₂`
+    /// is `(W₂W₁)x + (W₂b₁ + b₂)`, however many layers there are. This is why
+    /// the activation between a feed-forward network's layers is not optional:
+    /// without it, depth and width buy nothing one matrix could not do.
+    ///
+    /// # Errors
+    /// [`Error::Unsupported`] if the network has an activation (it is not
+    /// linear then) or a layer has a side path attached.
+    pub fn collapse(&self) -> Result<Linear<T>> {
+        if self.activation != Activation::Identity {
+            return Err(Error::Unsupported {
+                op: "Mlp::collapse",
+                reason: "only a network without an activation is one linear layer",
+            });
+        }
+        if self.layers.iter().any(|l| l.side_path().is_some()) {
+            return Err(Error::Unsupported { op: "Mlp::collapse", reason: "a layer has a side path attached" });
+        }
+        let bias_of = |layer: &Linear<T>| match layer.bias() {
+            Some(b) => b.value().clone(),
+            None => Matrix::zeros(layer.out_features(), 1),
+        };
+        let mut weight = self.layers[0].weight().value().clone();
+        let mut bias = bias_of(&self.layers[0]);
+        for layer in &self.layers[1..] {
+            let w = layer.weight().value();
+            weight = matmul(w, Op::N, &weight, Op::N)?;
+            bias = matmul(w, Op::N, &bias, Op::N)? + bias_of(layer);
+        }
+        Linear::from_weights(weight, Some(bias.as_slice().to_vec()))
+    }
+    // ANCHOR_END: collapse
 
     /// The output for `x` without keeping a cache.
     ///

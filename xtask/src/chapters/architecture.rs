@@ -3,9 +3,10 @@
 
 use std::collections::BTreeMap;
 
-use addmul::core::{Parameters, rng};
+use addmul::core::{Init, Parameters, rng};
 use addmul::demos::NumbersOptions;
 use addmul::gpt::{Gpt, GptTrainConfig};
+use addmul::nn::{Activation, Linear, Mlp};
 use addmul::plot::{ArchitectureDiagram, Stage};
 use addmul::transformer::tasks::numbers;
 use addmul::transformer::{Transformer, TransformerConfig};
@@ -72,6 +73,34 @@ fn gpt(g: &mut Gen) -> Result<()> {
         .save(g.figure("ch14_architecture.svg"))?;
     g.values.set("ch14.arch.total", thousands(total as u64));
     g.values.set("ch14.arch.per_block", thousands(per_block as u64));
+    feed_forward_without_activation(g)
+}
+
+/// Chapter 14's note on the feed-forward network: without its GELU, the
+/// `c_fc` and `c_proj` layers of cpu-small's first block are one matrix.
+fn feed_forward_without_activation(g: &mut Gen) -> Result<()> {
+    let c = GptTrainConfig::cpu_small().model_config(65);
+    let model = Gpt::<f64>::new(c, &mut rng(14))?;
+    let layer = |name: &str| -> Result<Linear<f64>> {
+        let full = format!("transformer.h.0.mlp.{name}");
+        let found = model.linear_layers().into_iter().find(|(n, _)| *n == full);
+        Ok(found.ok_or_else(|| anyhow::anyhow!("no layer {full}"))?.1.clone())
+    };
+    let layers = vec![layer("c_fc")?, layer("c_proj")?];
+    let linear = Mlp::from_layers(layers, Activation::Identity)?;
+    let one = linear.collapse()?;
+    let x = Init::Normal { std: 1.0 }.matrix(c.n_embd, 64, &mut rng(140));
+    let (two_layers, one_layer) = (linear.predict(&x)?, one.apply(&x)?);
+    let scale = two_layers.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    let diff = two_layers.iter().zip(one_layer.iter()).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+    ensure!(diff <= 1e-12 * scale, "two linear layers differ from their product by {diff}");
+    let count = |l: &Linear<f64>| l.weight().len() + l.bias().map_or(0, |b| b.len());
+    let two: usize = linear.layers().iter().map(count).sum();
+    g.values.set("ch14.ffn.params", thousands(two as u64));
+    g.values.set("ch14.ffn.collapsed_params", thousands(count(&one) as u64));
+    g.values.set("ch14.ffn.collapsed_shape", format!("[{}, {}]", one.out_features(), one.in_features()));
+    g.values.set("ch14.ffn.collapse_diff", format!("{diff:.0e}"));
+    g.values.set("ch14.ffn.tokens", x.ncols());
     Ok(())
 }
 

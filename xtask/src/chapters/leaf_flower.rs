@@ -3,10 +3,11 @@
 use addmul::core::{Layer, Matrix, ParametersExt};
 use addmul::demos::{LeafFlowerOptions, leaf_flower};
 use addmul::leafflower::{self, ARTICLE_LEAF, ArticleNetwork, Class, SUNFLOWER};
+use addmul::nn::Activation;
 use addmul::plot::{NetworkDiagram, RegionMap};
 use addmul::softmax::{cross_entropy, l1_loss, softmax};
 use addmul::train::NudgeTrainer;
-use anyhow::Result;
+use anyhow::{Result, ensure};
 
 use super::Gen;
 
@@ -26,6 +27,10 @@ pub fn generate(g: &mut Gen) -> Result<()> {
     }
     let with_bias = ArticleNetwork::new([0.25, 0.0, 0.0]).evaluate(ARTICLE_LEAF)?;
     g.num("ch01.leaf.hidden0_bias", with_bias.hidden[0], 3);
+    // The bias moves the negative sum towards zero; the sign is what ReLU reads.
+    let (plain, biased) = (net.evaluate(ARTICLE_LEAF)?.hidden[0], with_bias.hidden[0]);
+    ensure!(biased < 0.0 && biased.abs() < plain.abs(), "chapter 1 says the bias moves the sum towards zero");
+    g.num("ch01.leaf.hidden0_bias_relu", Activation::Relu.apply(biased), 0);
 
     // The network itself, its weights on the arrows (read back from the
     // crate's layers), the leaf's numbers in the neurons.
