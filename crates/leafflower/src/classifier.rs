@@ -1,6 +1,6 @@
 //! Learning the weights instead of choosing them.
 
-use addmul_core::{Init, Layer, Matrix, Result, rng};
+use addmul_core::{Init, Layer, Matrix, ParametersExt, Result, rng};
 use addmul_nn::{Activation, Mlp};
 use addmul_softmax::{cross_entropy, softmax};
 use addmul_train::{AdamW, AdamWConfig, EarlyStopping, EpochRecord, FitConfig, History, Mode, fit};
@@ -119,6 +119,72 @@ impl Classifier {
         Ok(correct as f64 / examples.len().max(1) as f64)
     }
 }
+
+// ANCHOR: one_weight
+impl Classifier {
+    /// Mean cross-entropy on `examples` when the first layer's weight
+    /// `(neuron, input)` is set to `w`, every other weight as trained: one
+    /// slice through the loss surface.
+    ///
+    /// # Errors
+    /// [`addmul_core::Error::OutOfRange`] for a weight the first layer does
+    /// not have, [`addmul_core::Error::Empty`] for no examples.
+    pub fn loss_with_weight(&self, examples: &[Example], (neuron, input): (usize, usize), w: f64) -> Result<f64> {
+        let (loss, _) = self.loss_and_slope(examples, (neuron, input), w)?;
+        Ok(loss)
+    }
+
+    /// Gradient descent on that one weight alone: from `start`, `steps` times
+    /// `w ← w − lr · ∂L/∂w`, the slope by backpropagation. Returns `(w, loss)`
+    /// before every step and after the last.
+    ///
+    /// # Errors
+    /// As [`Classifier::loss_with_weight`].
+    pub fn descend_one_weight(
+        &self,
+        examples: &[Example],
+        weight: (usize, usize),
+        start: f64,
+        lr: f64,
+        steps: usize,
+    ) -> Result<Vec<(f64, f64)>> {
+        let mut w = start;
+        let mut path = Vec::with_capacity(steps + 1);
+        for _ in 0..steps {
+            let (loss, slope) = self.loss_and_slope(examples, weight, w)?;
+            path.push((w, loss));
+            w -= lr * slope;
+        }
+        path.push((w, self.loss_with_weight(examples, weight, w)?));
+        Ok(path)
+    }
+
+    /// The loss and its slope along the weight, by one forward and one
+    /// backward pass.
+    fn loss_and_slope(&self, examples: &[Example], (neuron, input): (usize, usize), w: f64) -> Result<(f64, f64)> {
+        if examples.is_empty() {
+            return Err(addmul_core::Error::Empty { what: "examples" });
+        }
+        let mut net = self.net.clone();
+        net.zero_grads();
+        let mut layers = net.linear_layers_mut();
+        let first = &mut layers[0].1;
+        let (rows, cols) = (first.weight().shape().rows, first.weight().shape().cols);
+        if neuron >= rows {
+            return Err(addmul_core::Error::OutOfRange { what: "first-layer neuron", index: neuron, len: rows });
+        }
+        if input >= cols {
+            return Err(addmul_core::Error::OutOfRange { what: "first-layer input", index: input, len: cols });
+        }
+        first.weight_mut().value_mut()[(neuron, input)] = w;
+        drop(layers);
+        let x = self.standardizer.matrix(examples);
+        let targets: Vec<usize> = examples.iter().map(|e| e.class.index()).collect();
+        let loss = objective(&mut net, &x, &targets, Mode::Train)?;
+        Ok((loss, net.layers()[0].weight().grad()[(neuron, input)]))
+    }
+}
+// ANCHOR_END: one_weight
 
 /// The result of [`train_classifier`].
 #[derive(Debug, Clone)]

@@ -68,6 +68,38 @@ fn a_trained_network_classifies_held_out_objects() {
 }
 
 #[test]
+fn one_weights_slope_is_the_loss_curves_slope_and_descent_goes_downhill() {
+    let run = train_classifier(&ClassifierConfig::standard(), &mut |_| {}).unwrap();
+    let (c, data) = (&run.classifier, &run.train[..200]);
+    let weight = (3, 3);
+    let trained = c.network().layers()[0].weight().value()[weight];
+    // The trained value is where the training left it: the same loss as the
+    // network itself gives.
+    let untouched = c.loss_with_weight(data, weight, trained).unwrap();
+    assert!(untouched.is_finite() && untouched > 0.0);
+    // descend_one_weight's first step uses backpropagation's slope: compare
+    // it with the loss curve's central difference.
+    let (w, lr, h) = (trained - 1.0, 1e-3, 1e-5);
+    let path = c.descend_one_weight(data, weight, w, lr, 1).unwrap();
+    let slope_backprop = (path[0].0 - path[1].0) / lr;
+    let slope_curve = (c.loss_with_weight(data, weight, w + h).unwrap()
+        - c.loss_with_weight(data, weight, w - h).unwrap())
+        / (2.0 * h);
+    assert!(
+        (slope_backprop - slope_curve).abs() <= 1e-6 * slope_curve.abs().max(1.0),
+        "{slope_backprop} vs {slope_curve}"
+    );
+    // Small steps only go downhill.
+    let path = c.descend_one_weight(data, weight, trained - 2.0, 0.5, 8).unwrap();
+    assert_eq!(path.len(), 9);
+    assert!(path.windows(2).all(|p| p[1].1 < p[0].1), "{path:?}");
+    // Weights the first layer does not have, and no data, are errors.
+    assert!(c.loss_with_weight(data, (99, 0), 0.0).unwrap_err().to_string().contains("neuron"));
+    assert!(c.loss_with_weight(data, (0, 4), 0.0).unwrap_err().to_string().contains("input"));
+    assert!(c.loss_with_weight(&[], weight, 0.0).is_err());
+}
+
+#[test]
 fn a_big_network_on_little_data_overfits() {
     let run = train_classifier(&ClassifierConfig::overfitting(), &mut |_| {}).unwrap();
     let epochs = &run.history.epochs;

@@ -9,6 +9,8 @@
 //!   encodings) as coloured cells.
 //! - [`RegionMap`]: a classifier's decision regions over two inputs, with the
 //!   data points on top.
+//! - [`TokenRows`]: text cut into pieces, a row per cut (tokenizers side by
+//!   side, a context window sliding over text).
 //!
 //! Every figure renders to a `String` with `to_svg` and to a file with `save`.
 //!
@@ -145,12 +147,19 @@ fn padded_range(lo: f64, hi: f64) -> (f64, f64) {
 pub struct Series {
     name: String,
     points: Vec<(f64, f64)>,
+    dots: bool,
 }
 
 impl Series {
     /// A series called `name`.
     pub fn new(name: impl Into<String>, points: Vec<(f64, f64)>) -> Self {
-        Series { name: name.into(), points }
+        Series { name: name.into(), points, dots: false }
+    }
+
+    /// The same series with a dot on every point (steps of an algorithm
+    /// rather than a curve), still joined by its line.
+    pub fn with_dots(self) -> Self {
+        Series { dots: true, ..self }
     }
 }
 
@@ -260,6 +269,10 @@ impl LineChart {
         for (i, s) in self.series.iter().enumerate() {
             let colour = PALETTE[i % PALETTE.len()].stroke_width(2);
             let points = s.points.iter().copied();
+            if s.dots {
+                let fill = PALETTE[i % PALETTE.len()].filled();
+                chart.draw_series(s.points.iter().map(|&p| Circle::new(p, 4, fill))).map_err(e)?;
+            }
             let drawn = match i.checked_sub(1).map(|d| DASHES[d % DASHES.len()]) {
                 None => chart.draw_series(LineSeries::new(points, colour)).map_err(e)?,
                 Some((dash, gap)) => chart.draw_series(DashedLineSeries::new(points, dash, gap, colour)).map_err(e)?,
@@ -534,6 +547,116 @@ impl NetworkDiagram {
     ///
     /// # Errors
     /// As [`NetworkDiagram::to_svg`], or [`PlotError::Io`].
+    pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
+        save_svg(path.as_ref(), &self.to_svg()?)
+    }
+}
+
+/// One piece of a [`TokenRows`] row: its text and its colour (an index into
+/// [`PALETTE`]), or no colour for text that is only context.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Piece {
+    /// The text in the box (`␣` for a space reads better than a gap).
+    pub text: String,
+    /// The box's colour, `None` for plain context.
+    pub colour: Option<usize>,
+}
+
+impl Piece {
+    /// A piece in colour `colour` of the palette.
+    pub fn coloured(text: impl Into<String>, colour: usize) -> Self {
+        Piece { text: text.into(), colour: Some(colour) }
+    }
+
+    /// A piece without a colour: context around the pieces that matter.
+    pub fn plain(text: impl Into<String>) -> Self {
+        Piece { text: text.into(), colour: None }
+    }
+}
+
+/// Text cut into pieces, one row per cut: the same sentence as several
+/// tokenizers split it, or a window sliding over a text. Each piece is a box
+/// of its own (so the cuts show without colour), lightly filled with its
+/// colour; every row has a label on its left.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenRows {
+    title: String,
+    rows: Vec<(String, Vec<Piece>)>,
+}
+
+impl TokenRows {
+    /// An empty figure.
+    pub fn new(title: impl Into<String>) -> Self {
+        TokenRows { title: title.into(), rows: Vec::new() }
+    }
+
+    /// Adds a row below the others.
+    pub fn row(mut self, label: impl Into<String>, pieces: Vec<Piece>) -> Self {
+        self.rows.push((label.into(), pieces));
+        self
+    }
+
+    /// The width of `text` in the figure's monospace font at 15 px.
+    fn text_width(text: &str) -> i32 {
+        9 * text.chars().count() as i32
+    }
+
+    /// Renders the figure, as wide as its longest row.
+    ///
+    /// # Errors
+    /// [`PlotError::BadData`] without rows, with an empty row or piece, or
+    /// with a colour outside the palette.
+    pub fn to_svg(&self) -> Result<String> {
+        if self.rows.is_empty() || self.rows.iter().any(|(_, p)| p.is_empty() || p.iter().any(|p| p.text.is_empty())) {
+            return Err(bad(&self.title, "no rows, or an empty row or piece"));
+        }
+        if let Some(c) = self.rows.iter().flat_map(|(_, p)| p).find_map(|p| p.colour.filter(|&c| c >= PALETTE.len())) {
+            return Err(bad(&self.title, format!("colour {c} is not in the palette of {}", PALETTE.len())));
+        }
+        let (pad, gap, row_height, top) = (5, 3, 34, 52);
+        let label_width = self.rows.iter().map(|(l, _)| 7 * l.chars().count() as i32).max().unwrap_or(0) + 24;
+        let row_width =
+            |pieces: &[Piece]| pieces.iter().map(|p| Self::text_width(&p.text) + 2 * pad + gap).sum::<i32>();
+        let widest = self.rows.iter().map(|(_, p)| row_width(p)).max().unwrap_or(0);
+        let width = (label_width + widest + 20).max(7 * self.title.chars().count() as i32 + 40);
+        let height = top + row_height * self.rows.len() as i32 + 14;
+        render((width as u32, height as u32), &self.title, |root| {
+            let e = |e| draw_err(&self.title, e);
+            let style = |family: &'static str, size: f64, h: HPos| {
+                (family, size).into_font().into_text_style(&root).pos(Pos::new(h, VPos::Center))
+            };
+            root.draw(&Text::new(self.title.clone(), (width / 2, 22), style("sans-serif", 18.0, HPos::Center)))
+                .map_err(e)?;
+            for (r, (label, pieces)) in self.rows.iter().enumerate() {
+                let y = top + r as i32 * row_height;
+                let mid = y + (row_height - 8) / 2;
+                root.draw(&Text::new(label.clone(), (label_width - 12, mid), style("sans-serif", 13.0, HPos::Right)))
+                    .map_err(e)?;
+                let mut x = label_width;
+                for piece in pieces {
+                    let w = Self::text_width(&piece.text) + 2 * pad;
+                    let corners = [(x, y), (x + w, y + row_height - 8)];
+                    match piece.colour {
+                        Some(c) => {
+                            root.draw(&Rectangle::new(corners, PALETTE[c].mix(0.3).filled())).map_err(e)?;
+                            root.draw(&Rectangle::new(corners, PALETTE[c].stroke_width(2))).map_err(e)?;
+                        }
+                        None => root.draw(&Rectangle::new(corners, BLACK.mix(0.25).stroke_width(1))).map_err(e)?,
+                    }
+                    let ink = if piece.colour.is_some() { BLACK } else { RGBColor(110, 110, 110) };
+                    let text = style("monospace", 15.0, HPos::Center).color(&ink);
+                    root.draw(&Text::new(piece.text.clone(), (x + w / 2, mid), text)).map_err(e)?;
+                    x += w + gap;
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// Renders the figure into `path`, creating its folder.
+    ///
+    /// # Errors
+    /// As [`TokenRows::to_svg`], or [`PlotError::Io`].
     pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
         save_svg(path.as_ref(), &self.to_svg()?)
     }
@@ -1041,6 +1164,33 @@ mod tests {
             let svg = Heatmap::new("h", values).range(0.0, 1.0).to_svg().unwrap();
             assert_eq!(drawn(&svg), n, "{svg}");
         }
+    }
+
+    #[test]
+    fn token_rows_draw_every_piece_in_its_own_box() {
+        let svg = TokenRows::new("the cats sat")
+            .row("characters", "the".chars().map(|c| Piece::coloured(c.to_string(), 0)).collect())
+            .row("BPE", vec![Piece::coloured("the", 1), Piece::plain("␣cats")])
+            .to_svg()
+            .unwrap();
+        for text in ["the cats sat", "characters", "BPE", "␣cats", "t", "h", "e"] {
+            assert!(svg.contains(&format!("\n{text}\n</text>")), "missing {text}: {svg}");
+        }
+        // A filled box and its outline per coloured piece, an outline for the plain one.
+        let boxes = svg.lines().filter(|l| l.starts_with("<rect") && !l.contains("#FFFFFF")).count();
+        assert_eq!(boxes, 2 * 4 + 1, "{svg}");
+        assert!(TokenRows::new("t").to_svg().is_err());
+        assert!(TokenRows::new("t").row("r", vec![Piece::coloured("a", PALETTE.len())]).to_svg().is_err());
+        assert!(TokenRows::new("t").row("r", vec![Piece::plain("")]).to_svg().is_err());
+    }
+
+    #[test]
+    fn steps_are_drawn_as_dots() {
+        let line = Series::new("s", vec![(0.0, 1.0), (1.0, 0.5), (2.0, 0.2)]);
+        let count = |svg: &str| svg.matches("<circle").count();
+        let plain = LineChart::new("t", "x", "y").series(line.clone()).to_svg().unwrap();
+        let dotted = LineChart::new("t", "x", "y").series(line.with_dots()).to_svg().unwrap();
+        assert_eq!(count(&dotted), count(&plain) + 3);
     }
 
     #[test]

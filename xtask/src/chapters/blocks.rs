@@ -169,6 +169,15 @@ fn positions_of_the_book_gpt(g: &mut Gen) -> Result<()> {
         .diverging()
         .range(-1.0, 1.0)
         .save(g.figure("ch13_learned_similarity.svg"))?;
+    // The table itself, drawn as chapter 13 draws the sinusoid: a row per position.
+    let largest = table.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    let by_position: Vec<Vec<f64>> = (0..n).map(|p| table.column(p).iter().copied().collect()).collect();
+    Heatmap::new(format!("The book's GPT: its learned position table, d = {}", table.nrows()), by_position)
+        .axes("feature", "position")
+        .range(-largest, largest)
+        .diverging()
+        .save(g.figure("ch13_learned_table.svg"))?;
+    g.num("ch13.learned.largest", largest, 2);
     g.num("ch13.learned.positions", n as f64, 0);
     g.num("ch13.learned.dim", table.nrows() as f64, 0);
     g.num("ch13.learned.near", near, 2);

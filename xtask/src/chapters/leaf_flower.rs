@@ -2,9 +2,9 @@
 
 use addmul::core::{Layer, Matrix, ParametersExt};
 use addmul::demos::{LeafFlowerOptions, leaf_flower};
-use addmul::leafflower::{self, ARTICLE_LEAF, ArticleNetwork, Class, SUNFLOWER};
+use addmul::leafflower::{self, ARTICLE_LEAF, ArticleNetwork, Class, SUNFLOWER, TrainingRun};
 use addmul::nn::Activation;
-use addmul::plot::{NetworkDiagram, RegionMap};
+use addmul::plot::{LineChart, NetworkDiagram, RegionMap, Series};
 use addmul::softmax::{cross_entropy, l1_loss, softmax};
 use addmul::train::NudgeTrainer;
 use anyhow::{Result, ensure};
@@ -123,6 +123,8 @@ pub fn generate(g: &mut Gen) -> Result<()> {
     g.percent("ch02.standard.val_accuracy", s.val_accuracy);
     g.percent("ch02.standard.train_accuracy", s.train_accuracy);
 
+    loss_along_a_weight(g, s)?;
+
     let o = &runs.overfit;
     let best = o.history.best().expect("validated");
     let last = o.history.epochs.last().expect("trained");
@@ -138,5 +140,52 @@ pub fn generate(g: &mut Gen) -> Result<()> {
     g.num("ch02.early.patience", runs.patience as f64, 0);
     g.num("ch02.early.epochs_run", e.history.epochs.len() as f64, 0);
     g.percent("ch02.early.val_accuracy", e.val_accuracy);
+    Ok(())
+}
+
+/// Chapter 2's slice through the loss surface: the standard network's mean
+/// training loss as one weight (the fourth hidden neuron's volume weight)
+/// moves and every other stays as trained, and gradient descent on that
+/// weight alone from a poor start, with a small and a large learning rate.
+fn loss_along_a_weight(g: &mut Gen, run: &TrainingRun) -> Result<()> {
+    const WEIGHT: (usize, usize) = (3, 3);
+    let (c, data) = (&run.classifier, &run.train);
+    let trained = c.network().layers()[0].weight().value()[WEIGHT];
+    let curve: Vec<(f64, f64)> = (0..=130)
+        .map(|k| {
+            let w = trained - 3.0 + 0.05 * f64::from(k);
+            c.loss_with_weight(data, WEIGHT, w).map(|l| (w, l))
+        })
+        .collect::<addmul::core::Result<_>>()?;
+    let lowest = curve.iter().copied().min_by(|a, b| a.1.total_cmp(&b.1)).expect("points");
+    let start = trained - 2.5;
+    let (small, large) = (1.0, 8.0);
+    let slow = c.descend_one_weight(data, WEIGHT, start, small, 10)?;
+    let fast = c.descend_one_weight(data, WEIGHT, start, large, 10)?;
+    // The chapter's claims: small steps go downhill every time and stay on
+    // their side of the minimum; the large first step jumps over it.
+    ensure!(slow.windows(2).all(|w| w[1].1 < w[0].1 && w[1].0 < lowest.0), "the small steps no longer creep downhill");
+    ensure!(fast[1].0 > lowest.0 + 1.0, "the large first step no longer overshoots the minimum");
+    LineChart::new(
+        "Training loss along one weight, and gradient descent on it",
+        "the fourth hidden neuron's volume weight",
+        "mean cross-entropy (training set)",
+    )
+    .series(Series::new("loss, every other weight as trained", curve))
+    .series(Series::new(format!("steps, learning rate {small}"), slow.clone()).with_dots())
+    .series(Series::new(format!("steps, learning rate {large}"), fast.clone()).with_dots())
+    .save(g.figure("ch02_loss_along_a_weight.svg"))?;
+    g.num("ch02.slice.trained", trained, 2);
+    g.num("ch02.slice.lowest_w", lowest.0, 2);
+    g.num("ch02.slice.lowest_loss", lowest.1, 3);
+    g.num("ch02.slice.start", start, 2);
+    g.num("ch02.slice.start_loss", slow[0].1, 3);
+    g.num("ch02.slice.small_lr", small, 0);
+    g.num("ch02.slice.large_lr", large, 0);
+    g.num("ch02.slice.steps", (slow.len() - 1) as f64, 0);
+    g.num("ch02.slice.small_end", slow.last().expect("steps").0, 2);
+    g.num("ch02.slice.small_end_loss", slow.last().expect("steps").1, 3);
+    g.num("ch02.slice.large_first", fast[1].0, 2);
+    g.num("ch02.slice.large_end", fast.last().expect("steps").0, 2);
     Ok(())
 }

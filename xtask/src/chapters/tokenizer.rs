@@ -13,7 +13,7 @@ use std::time::Instant;
 use addmul::charlm::{self, CharModelConfig, NURSERY_RHYMES, examples};
 use addmul::corpus::TINYSHAKESPEARE_SHA256;
 use addmul::demos::{CharModelOptions, char_model};
-use addmul::plot::{BarChart, LineChart, Series};
+use addmul::plot::{BarChart, LineChart, Piece, Series, TokenRows};
 use addmul::tokenizer::{
     ArticleChars, Bpe, BpeTrainer, CharTokenizer, Pattern, SentencePieceBpeTrainer, SpecialPolicy, Tokenizer,
     UnigramTrainer, bytes,
@@ -112,6 +112,7 @@ fn chapter3(g: &mut Gen) -> Result<()> {
         ));
     }
     g.text("ch03_windows.md", &windows)?;
+    window_figure(g, first_line)?;
 
     // The demo itself: training, prediction, generation.
     let options = CharModelOptions { progress_every: 20, ..Default::default() };
@@ -163,6 +164,99 @@ fn chapter3(g: &mut Gen) -> Result<()> {
             epochs.iter().map(|r| (r.epoch as f64, r.val_loss.unwrap_or(f64::NAN))).collect(),
         ))
         .save(g.figure("ch03_char_model_loss.svg"))?;
+    Ok(())
+}
+
+/// The sentence chapter 6 splits with every tokenizer.
+const SPLIT_SENTENCE: &str = "the kittens sat on the wall, then jumped down";
+
+/// One sentence as characters and as each tokenizer splits it, a box per
+/// token, neighbouring tokens in different colours.
+fn splits_figure(g: &mut Gen, tokenizers: &[(&str, &dyn Tokenizer)]) -> Result<()> {
+    let shown = |t: &str| t.replace(' ', "␣");
+    let row = |texts: Vec<String>| -> Vec<Piece> {
+        texts.iter().enumerate().map(|(i, t)| Piece::coloured(shown(t), i % 3)).collect()
+    };
+    let chars: Vec<String> = SPLIT_SENTENCE.chars().map(String::from).collect();
+    let mut figure = TokenRows::new(format!("\"{SPLIT_SENTENCE}\", token by token"))
+        .row(format!("characters ({})", chars.len()), row(chars));
+    for (name, tok) in tokenizers {
+        let ids = tok.encode(SPLIT_SENTENCE)?;
+        let texts: Vec<String> = ids.iter().map(|&i| tok.token_text(i)).collect::<Result<_, _>>()?;
+        ensure!(texts.concat().replace('▁', " ").trim() == SPLIT_SENTENCE, "{name} does not give the sentence back");
+        g.num(&format!("ch06.split.{}", name.to_lowercase().replace([' ', '-'], "_")), ids.len() as f64, 0);
+        figure = figure.row(format!("{name} ({})", ids.len()), row(texts));
+    }
+    // What chapter 6 says about the figure.
+    let split = |name: &str| -> Result<Vec<String>> {
+        let (_, tok) = tokenizers.iter().find(|(n, _)| *n == name).context("a tokenizer of the figure")?;
+        let ids = tok.encode(SPLIT_SENTENCE)?;
+        Ok(ids.iter().map(|&i| tok.token_text(i).map(|t| t.replace('▁', " "))).collect::<Result<_, _>>()?)
+    };
+    let (bpe, spbpe, uni, gpt2) = (split("BPE")?, split("SentencePiece BPE")?, split("unigram")?, split("GPT-2")?);
+    for (name, pieces) in [("BPE", &bpe), ("SentencePiece BPE", &spbpe), ("unigram", &uni)] {
+        ensure!(pieces.iter().any(|p| p == " the"), "{name} no longer keeps \" the\" whole: update chapter 6");
+    }
+    ensure!(
+        !bpe.iter().any(|p| p == " kittens") && uni.iter().any(|p| p == " kittens"),
+        "BPE/unigram no longer split \"kittens\" as chapter 6 says: {bpe:?} {uni:?}"
+    );
+    ensure!(!uni.iter().any(|p| p == " wall"), "unigram now keeps \"wall\" whole: update chapter 6");
+    ensure!(gpt2.len() < bpe.len(), "GPT-2 no longer needs fewer tokens than the rhymes' BPE");
+    g.values.set("ch06.split.sentence", SPLIT_SENTENCE);
+    figure.save(g.figure("ch06_splits.svg"))?;
+    Ok(())
+}
+
+/// The first merges BPE learns from `text` with how often each pair occurred
+/// when it was merged, as a table.
+fn merge_table(g: &mut Gen, text: &str, vocab: usize) -> Result<()> {
+    let mut counts = Vec::new();
+    let bpe = BpeTrainer::new(vocab).train_with_progress(text, &mut |merge, count| {
+        if counts.len() < 10 {
+            counts.push((merge, count));
+        }
+    })?;
+    let mut table =
+        String::from("| merge | left | right | new token | times the pair occurred |\n|---|---|---|---|---|\n");
+    for (i, (m, count)) in counts.iter().enumerate() {
+        table.push_str(&format!(
+            "| {} | {} | {} | {} | {count} |\n",
+            i + 1,
+            code(&bpe.token_text(m.left)?),
+            code(&bpe.token_text(m.right)?),
+            code(&bpe.token_text(m.token)?)
+        ));
+    }
+    ensure!(counts.windows(2).all(|w| w[0].1 >= w[1].1), "BPE's merges should come in order of their counts");
+    g.text("ch06_first_merges.md", &table)?;
+    Ok(())
+}
+
+/// The context window sliding over the first line, one row per example: the
+/// window's characters in blue, the character it should predict in orange.
+/// A padding cell (`·`) stands before the text, as the model's input does.
+fn window_figure(g: &mut Gen, line: &str) -> Result<()> {
+    let context = charlm::ARTICLE_CONTEXT;
+    let cells: Vec<String> = std::iter::once("·".to_string())
+        .chain(line.chars().map(|c| if c == ' ' { "␣".into() } else { c.into() }))
+        .collect();
+    let mut figure =
+        TokenRows::new(format!("A window of {context} characters slides along; the next one is the answer"));
+    // Cell `t` holds the text's character `t - 1`; its window is the `context` cells before it.
+    for target in context..(context + 5).min(cells.len()) {
+        let pieces = cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| match i {
+                _ if i == target => Piece::coloured(c.clone(), 1),
+                _ if i + context >= target && i < target => Piece::coloured(c.clone(), 0),
+                _ => Piece::plain(c.clone()),
+            })
+            .collect();
+        figure = figure.row(format!("example {}: answer {}", target - context + 1, cells[target]), pieces);
+    }
+    figure.save(g.figure("ch03_window.svg"))?;
     Ok(())
 }
 
@@ -219,7 +313,7 @@ fn chapter6(g: &mut Gen) -> Result<()> {
         "\" cats\" now splits as {:?}: update chapter 6",
         split_of(&bpe_large)?
     );
-    g.values.set("ch06.rhymes.first_merges", first_merges(&bpe, 10)?);
+    merge_table(g, rhymes, small)?;
     g.num("ch06.rhymes.chars", rhymes.chars().count() as f64, 0);
     g.num("ch06.rhymes.bpe_tokens", bpe.encode(rhymes)?.len() as f64, 0);
     g.num("ch06.rhymes.bpe_large_tokens", bpe_large.encode(rhymes)?.len() as f64, 0);
@@ -256,6 +350,7 @@ fn chapter6(g: &mut Gen) -> Result<()> {
     g.values.set("ch06.gpt2.eot", list(&eot));
     let split = addmul::tokenizer::split(&Pattern::Gpt2, "I'm  here, aren't I?")?;
     g.values.set("ch06.gpt2.split", split.iter().map(|p| code(p)).collect::<Vec<_>>().join(" "));
+    splits_figure(g, &[("BPE", &bpe_large), ("SentencePiece BPE", &spbpe), ("unigram", &uni), ("GPT-2", &gpt2)])?;
     let reference: Value = serde_json::from_str(&std::fs::read_to_string(
         crate::project_root().join("crates/tokenizer/tests/data/gpt2_reference.json"),
     )?)?;
