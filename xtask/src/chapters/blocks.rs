@@ -327,6 +327,31 @@ fn dropout_masks(g: &mut Gen) -> Result<()> {
         let dropped = y.iter().filter(|v| **v == 0.0).count();
         g.num(&format!("ch11.mask.step{step}.dropped"), dropped as f64, 0);
     }
+    // One token's first features through both kinds, one mask for both, in
+    // training and at inference.
+    let shown = 8;
+    let token = x.view((0, 0), (shown, 1)).into_owned();
+    let (inverted, classic) = (Dropout::new(p)?, Dropout::classic(p)?);
+    let (inverted_train, _) = inverted.train(&token, &mut rng(9));
+    let (classic_train, _) = classic.train(&token, &mut rng(9));
+    let values = |m: &Matrix<f64>| m.iter().copied().collect::<Vec<f64>>();
+    let zeros = |m: &Matrix<f64>| m.iter().map(|v| *v == 0.0).collect::<Vec<bool>>();
+    ensure!(zeros(&inverted_train) == zeros(&classic_train), "the figure needs one mask for both kinds");
+    ensure!(zeros(&inverted_train).contains(&true), "the figure's mask switches nothing off: pick another seed");
+    ensure!(values(&inverted.eval(&token)) == values(&token), "inverted dropout must pass inference unchanged");
+    BarChart::new(
+        format!("One token's outputs through dropout, p = {p}: the same mask, two ways to scale"),
+        "feature",
+        "value",
+        (1..=shown).map(|i| i.to_string()).collect(),
+    )
+    .group("the layer's output (= inverted, inference)", values(&token))
+    .group(format!("inverted, training: survivors x {}", 1.0 / (1.0 - p)), values(&inverted_train))
+    .group("classic, training: survivors as they are", values(&classic_train))
+    .group(format!("classic, inference: all x {}", 1.0 - p), values(&classic.eval(&token)))
+    .save(g.figure("ch11_two_ways.svg"))?;
+    g.num("ch11.two_ways.features", shown as f64, 0);
+    g.num("ch11.two_ways.keep", 1.0 - p, 1);
     g.num("ch11.mask.cells", (features * tokens) as f64, 0);
     g.num("ch11.mask.p", p, 1);
     g.num("ch11.mask.scale", hi, 0);
