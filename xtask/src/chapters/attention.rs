@@ -6,7 +6,7 @@ use addmul::nn::Linear;
 use addmul::plot::{BarChart, Heatmap, LineChart, Series, SeriesLabelPosition};
 use addmul::posenc::{Rope, sinusoidal};
 use addmul::softmax::{cross_entropy, softmax};
-use anyhow::Result;
+use anyhow::{Result, ensure};
 
 use super::Gen;
 
@@ -76,6 +76,48 @@ fn self_attention(g: &mut Gen) -> Result<()> {
     Ok(())
 }
 
+/// Softmax of the two scores `[s, s - 1]` in single precision as `s` grows:
+/// the answer should never change (shifting both scores changes nothing);
+/// the naive formula gives it until `e^s` overflows, the crate's always.
+fn overflow_figure(g: &mut Gen) -> Result<()> {
+    let naive = |s: f32| {
+        let (a, b) = (s.exp(), (s - 1.0).exp());
+        a / (a + b)
+    };
+    let stable = |s: f32| softmax(&Matrix::from_column_slice(2, 1, &[s, s - 1.0]))[0];
+    let exact = 1.0 / (1.0 + (-1.0f64).exp());
+    let scores: Vec<f32> = (0..=240).map(|i| i as f32 * 0.5).collect();
+    let limit = f64::from(f32::MAX.ln());
+    for &s in &scores {
+        ensure!((f64::from(stable(s)) - exact).abs() < 1e-6, "the crate's softmax drifts at {s}");
+        ensure!(naive(s).is_finite() == (f64::from(s) < limit), "the naive formula's overflow moved: {s}");
+    }
+    // Just below the limit the sum overflows first: the naive answer is 0.
+    let sum_limit = limit - (1.0 + (-1.0f64).exp()).ln();
+    ensure!(
+        scores.iter().any(|&s| naive(s) == 0.0 && f64::from(s) > sum_limit),
+        "the naive formula no longer drops to 0 before it fails"
+    );
+    let points = |f: &dyn Fn(f32) -> f32| -> Vec<(f64, f64)> {
+        scores.iter().map(|&s| (f64::from(s), f64::from(f(s)))).filter(|(_, p)| p.is_finite()).collect()
+    };
+    LineChart::new(
+        "Softmax of [s, s - 1] in single precision: the first probability",
+        "s",
+        "probability of the first score",
+    )
+    .series(Series::new("the crate's softmax (largest subtracted first)", points(&stable)))
+    .series(Series::new("exp(x) / sum exp(x), as written", points(&naive)))
+    .marker(limit, format!("e^s overflows f32 beyond s = {limit:.1}"))
+    .legend_at(SeriesLabelPosition::LowerLeft)
+    .save(g.figure("ch08_overflow.svg"))?;
+    g.num("ch08.overflow.limit", limit, 1);
+    g.num("ch08.overflow.sum_limit", sum_limit, 1);
+    g.num("ch08.overflow.p", exact, 4);
+    g.num("ch08.overflow.largest_s", f64::from(*scores.last().expect("scores")), 0);
+    Ok(())
+}
+
 fn softmax_chapter(g: &mut Gen) -> Result<()> {
     let big = Matrix::from_column_slice(2, 1, &[1234.0f64, 0.0]);
     let p = softmax(&big);
@@ -88,6 +130,7 @@ fn softmax_chapter(g: &mut Gen) -> Result<()> {
     };
     g.values.set("ch08.big.naive", fmt_list(naive, 1));
     g.values.set("ch08.exp_1234", format!("{}", 1234f64.exp()));
+    overflow_figure(g)?;
     let scores = Matrix::from_column_slice(3, 1, &[2.0f64, 1.0, 0.1]);
     let p = softmax(&scores);
     g.values.set("ch08.example.softmax", fmt_list(p.iter().copied(), 4));
