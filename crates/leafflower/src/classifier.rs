@@ -129,9 +129,8 @@ impl Classifier {
     /// # Errors
     /// [`addmul_core::Error::OutOfRange`] for a weight the first layer does
     /// not have, [`addmul_core::Error::Empty`] for no examples.
-    pub fn loss_with_weight(&self, examples: &[Example], (neuron, input): (usize, usize), w: f64) -> Result<f64> {
-        let (loss, _) = self.loss_and_slope(examples, (neuron, input), w)?;
-        Ok(loss)
+    pub fn loss_with_weight(&self, examples: &[Example], weight: (usize, usize), w: f64) -> Result<f64> {
+        self.run_with_weight(examples, weight, w, Mode::Eval).map(|(loss, _)| loss)
     }
 
     /// Gradient descent on that one weight alone: from `start`, `steps` times
@@ -151,37 +150,41 @@ impl Classifier {
         let mut w = start;
         let mut path = Vec::with_capacity(steps + 1);
         for _ in 0..steps {
-            let (loss, slope) = self.loss_and_slope(examples, weight, w)?;
+            let (loss, net) = self.run_with_weight(examples, weight, w, Mode::Train)?;
             path.push((w, loss));
-            w -= lr * slope;
+            w -= lr * net.layers()[0].weight().grad()[weight];
         }
         path.push((w, self.loss_with_weight(examples, weight, w)?));
         Ok(path)
     }
 
-    /// The loss and its slope along the weight, by one forward and one
-    /// backward pass.
-    fn loss_and_slope(&self, examples: &[Example], (neuron, input): (usize, usize), w: f64) -> Result<(f64, f64)> {
+    /// The network with the weight set to `w`, run on `examples`: the loss,
+    /// and in training mode the gradients, which the returned network holds.
+    fn run_with_weight(
+        &self,
+        examples: &[Example],
+        (neuron, input): (usize, usize),
+        w: f64,
+        mode: Mode,
+    ) -> Result<(f64, Mlp<f64>)> {
         if examples.is_empty() {
             return Err(addmul_core::Error::Empty { what: "examples" });
         }
         let mut net = self.net.clone();
         net.zero_grads();
-        let mut layers = net.linear_layers_mut();
-        let first = &mut layers[0].1;
-        let (rows, cols) = (first.weight().shape().rows, first.weight().shape().cols);
-        if neuron >= rows {
-            return Err(addmul_core::Error::OutOfRange { what: "first-layer neuron", index: neuron, len: rows });
+        let first = net.linear_layers_mut().into_iter().next().expect("an Mlp has a layer").1;
+        let shape = first.weight().shape();
+        if neuron >= shape.rows {
+            return Err(addmul_core::Error::OutOfRange { what: "first-layer neuron", index: neuron, len: shape.rows });
         }
-        if input >= cols {
-            return Err(addmul_core::Error::OutOfRange { what: "first-layer input", index: input, len: cols });
+        if input >= shape.cols {
+            return Err(addmul_core::Error::OutOfRange { what: "first-layer input", index: input, len: shape.cols });
         }
         first.weight_mut().value_mut()[(neuron, input)] = w;
-        drop(layers);
         let x = self.standardizer.matrix(examples);
         let targets: Vec<usize> = examples.iter().map(|e| e.class.index()).collect();
-        let loss = objective(&mut net, &x, &targets, Mode::Train)?;
-        Ok((loss, net.layers()[0].weight().grad()[(neuron, input)]))
+        let loss = objective(&mut net, &x, &targets, mode)?;
+        Ok((loss, net))
     }
 }
 // ANCHOR_END: one_weight
