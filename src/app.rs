@@ -1083,6 +1083,75 @@ pub struct BenchReport {
     pub gemm_ceiling: Ceiling,
 }
 
+/// What must match for two `addmul bench` reports to be compared: the
+/// machine (CPU, the vector instructions the kernels use, worker threads),
+/// the text (its SHA-256: the vocabulary changes the model) and the
+/// configuration's fields that change a step's work. Schedules, step counts
+/// and seeds may differ.
+const COMPARABLE: [&str; 12] = [
+    "/cpu",
+    "/cpu_flags",
+    "/threads",
+    "/corpus_sha256",
+    "/config/n_layer",
+    "/config/n_head",
+    "/config/n_embd",
+    "/config/block_size",
+    "/config/batch_size",
+    "/config/grad_accum",
+    "/config/dropout",
+    "/config/bias",
+];
+
+/// `addmul bench --compare OLD`: this report's speeds beside an earlier
+/// report's, one line per figure (ratios > 1 mean faster now), refused
+/// unless the two were measured alike ([`COMPARABLE`]), so that figures from
+/// different machines or settings are never mixed.
+///
+/// # Errors
+/// [`Error::Io`] if `old` cannot be read; [`Error::Invalid`] if it is not a
+/// bench report or was measured differently (naming every difference).
+pub fn compare_bench(new: &BenchReport, old: &Path) -> Result<Vec<String>> {
+    let what = old.display().to_string();
+    let text = std::fs::read_to_string(old).map_err(io(format!("reading {what}")))?;
+    let earlier: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| invalid(&what, format!("not a bench report (JSON: {e})")))?;
+    let now = serde_json::to_value(new).map_err(|e| invalid("the new report", e.to_string()))?;
+    let mut differences = Vec::new();
+    for pointer in COMPARABLE {
+        match (earlier.pointer(pointer), now.pointer(pointer)) {
+            (None, _) => return Err(invalid(&what, format!("not a bench report: no {}", &pointer[1..]))),
+            (Some(a), Some(b)) if a == b => {}
+            (Some(a), b) => {
+                differences.push(format!("{} {a} there, {} here", &pointer[1..], b.unwrap_or(&serde_json::Value::Null)))
+            }
+        }
+    }
+    if !differences.is_empty() {
+        return Err(invalid(&what, format!("measured differently, so not compared: {}", differences.join("; "))));
+    }
+    let date = earlier.get("date").and_then(serde_json::Value::as_str).unwrap_or("an unknown date");
+    let mut lines = vec![format!("compared with {what} ({date}), the same machine and configuration:")];
+    // (figure, pointer, unit, whether more is faster)
+    let figures = [
+        ("cpu-small", "/cpu_small/median_ms", "ms per step", false),
+        ("sampling", "/sample_tokens_per_s", "tokens/s", true),
+        ("the larger configuration", "/large/median_ms", "ms per step", false),
+        ("the products' ceiling", "/gemm_ceiling/gflops", "GFLOP/s", true),
+    ];
+    for (name, pointer, unit, more_is_faster) in figures {
+        let value = |report: &serde_json::Value| report.pointer(pointer).and_then(serde_json::Value::as_f64);
+        if let (Some(before), Some(here)) = (value(&earlier), value(&now))
+            && before > 0.0
+            && here > 0.0
+        {
+            let speedup = if more_is_faster { here / before } else { before / here };
+            lines.push(format!("  {name}: {here:.1} {unit} now, {before:.1} then: {speedup:.2}x"));
+        }
+    }
+    Ok(lines)
+}
+
 /// The most a training step's products could reach on this machine: large
 /// square products through [`addmul_core::gemm`], one per worker thread at
 /// once (as a data-parallel step runs them).

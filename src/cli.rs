@@ -12,7 +12,8 @@ use addmul_gpt::SamplingConfig;
 
 use crate::adapters::LoraOptions;
 use crate::app::{
-    BenchOptions, SampleOptions, TrainOptions, bench, generate, load, tokenizer_train, train, train_config_given,
+    BenchOptions, SampleOptions, TrainOptions, bench, compare_bench, generate, load, tokenizer_train, train,
+    train_config_given,
 };
 use crate::text::TokenizerKind;
 use crate::{Error, Result, corpus};
@@ -410,12 +411,18 @@ pub struct BenchArgs {
     /// Where to write the JSON report.
     #[arg(long, value_name = "FILE", default_value = "bench.json")]
     pub out: PathBuf,
+    /// An earlier report to print the speeds beside (ratios, > 1 is faster
+    /// now); refused unless it was measured on the same CPU, vector
+    /// instructions, threads, text and model shape. The new report is written
+    /// first either way.
+    #[arg(long, value_name = "FILE")]
+    pub compare: Option<PathBuf>,
 }
 
 impl BenchArgs {
     /// What these arguments choose (the report goes to [`BenchArgs::out`]).
     pub fn options(&self) -> BenchOptions {
-        let BenchArgs { ref data, iters, threads, sample_tokens, large_iters, out: _ } = *self;
+        let BenchArgs { ref data, iters, threads, sample_tokens, large_iters, out: _, compare: _ } = *self;
         let remote = corpus::Remote::tinyshakespeare();
         BenchOptions { data: data.clone(), remote, iters, threads, sample_tokens, large_iters }
     }
@@ -497,6 +504,11 @@ fn run_command(cli: Cli, out: &mut dyn Write, mut say: impl FnMut(&str) + 'stati
             let json = serde_json::to_string_pretty(&report).expect("the report serialises") + "\n";
             addmul_gpt::checkpoint::write_atomically(&args.out, json.as_bytes())?;
             say(&format!("report: {}", args.out.display()));
+            if let Some(earlier) = &args.compare {
+                for line in compare_bench(&report, earlier)? {
+                    say(&line);
+                }
+            }
         }
         Command::Tokenizer(TokenizerCommand::Train { data, kind, vocab_size, out: file }) => {
             say(&tokenizer_train(&data, kind, vocab_size, &file)?);

@@ -818,7 +818,7 @@ fn bench_runs_small_and_writes_its_report() {
     assert!(ran.said(&format!("report: {report}")), "{:?}", ran.said);
     let r: serde_json::Value = serde_json::from_str(&read(&report)).unwrap();
     assert_eq!(r["threads"], 2);
-    assert_eq!(r["corpus"], format!("{:?}", Source::File(data.into())));
+    assert_eq!(r["corpus"], format!("{:?}", Source::File(data.clone().into())));
     let steps: Vec<u64> = r["evals"].as_array().unwrap().iter().map(|e| e["step"].as_u64().unwrap()).collect();
     assert_eq!(steps, [0, 2]);
     // Of two steps, the first is left out as warm-up.
@@ -845,6 +845,40 @@ fn bench_runs_small_and_writes_its_report() {
     assert!(r["gemm_ceiling"]["gflops"].as_f64().unwrap() > 0.0);
     assert!(r["cpu_flags"].is_array());
     assert!(ran.said("of the products' ceiling"), "{:?}", ran.said);
+
+    // --compare: the new report beside this one (the same machine and shape,
+    // a different step count is fine), written first either way.
+    let again = dir.arg("again.json");
+    let bench_args = |out: &str, compare: &str| {
+        let mut args = vec!["bench", "--data", &data, "--iters", "3", "--threads", "2", "--sample-tokens", "5"];
+        args.extend(["--large-iters", "0", "--out", out, "--compare", compare].iter().copied());
+        args.into_iter().map(String::from).collect::<Vec<_>>()
+    };
+    let args = bench_args(&again, &report);
+    let ran = run(&args.iter().map(String::as_str).collect::<Vec<_>>()).ok();
+    assert!(ran.said(&format!("compared with {report}")), "{:?}", ran.said);
+    assert!(ran.said("cpu-small: "), "{:?}", ran.said);
+    assert!(ran.said("the products' ceiling: "), "{:?}", ran.said);
+    // Another machine's report is refused, naming what differs; the new
+    // report is still written.
+    let mut other = r.clone();
+    other["cpu"] = "Another CPU, 64 cores".into();
+    other["threads"] = 64.into();
+    let other_path = dir.write("other.json", &other.to_string());
+    let third = dir.arg("third.json");
+    let args = bench_args(&third, &other_path);
+    let err = run(&args.iter().map(String::as_str).collect::<Vec<_>>()).err().to_string();
+    assert!(err.contains("measured differently") && err.contains("cpu") && err.contains("threads"), "{err}");
+    assert!(!err.contains("n_layer"), "{err}");
+    assert!(std::path::Path::new(&third).exists(), "the new report must be written before the comparison");
+    // Something that is not a report, and no file at all.
+    let not_report = dir.write("not.json", "{\"date\": \"2026-12-05\"}");
+    let args = bench_args(&third, &not_report);
+    let err = run(&args.iter().map(String::as_str).collect::<Vec<_>>()).err().to_string();
+    assert!(err.contains("not a bench report"), "{err}");
+    let args = bench_args(&third, &dir.arg("missing.json"));
+    let err = run(&args.iter().map(String::as_str).collect::<Vec<_>>()).err();
+    assert!(matches!(err, Error::Io { .. }), "{err}");
 }
 
 #[test]
