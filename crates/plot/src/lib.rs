@@ -287,9 +287,20 @@ impl LineChart {
         if let Some((mx, label)) = &self.marker {
             let style = BLACK.mix(0.6).stroke_width(1);
             chart.draw_series(DashedLineSeries::new(vec![(*mx, y.start), (*mx, y.end)], 6, 4, style)).map_err(e)?;
-            chart
-                .draw_series(std::iter::once(Text::new(label.clone(), (*mx, y.end), ("sans-serif", 13))))
-                .map_err(e)?;
+            // The label hangs from the top of the line on the side with more
+            // room, so that it never runs past the plot's edge, on a white
+            // card so that the curves under it do not cross it.
+            let (px, _) = chart.backend_coord(&(*mx, y.end));
+            let area = chart.plotting_area();
+            let (columns, _) = area.get_pixel_range();
+            let right_half = px > (columns.start + columns.end) / 2;
+            let style = TextStyle::from(("sans-serif", 13).into_font()).pos(Pos::new(HPos::Left, VPos::Top));
+            let (w, h) = area.estimate_text_size(label, &style).map_err(e)?;
+            let (w, h) = (w as i32, h as i32);
+            let left = if right_half { -4 - w } else { 4 };
+            let card = Rectangle::new([(left - 3, 3), (left + w + 3, 7 + h)], WHITE.mix(0.9).filled());
+            let text = EmptyElement::at((*mx, y.end)) + card + Text::new(label.clone(), (left, 5), style);
+            chart.draw_series(std::iter::once(text)).map_err(e)?;
         }
         draw_legend(&mut chart, &self.legend, &self.title)
     }
@@ -1139,6 +1150,35 @@ mod tests {
             assert!(svg.contains(text), "missing {text}");
         }
         assert!(!svg.contains("http://") || svg.contains("http://www.w3.org/2000/svg"));
+    }
+
+    #[test]
+    fn a_marker_label_stays_inside_the_plot() {
+        // A marker near the right edge gets its label on its left, one near
+        // the left edge on its right.
+        let label = |at: f64| {
+            let svg = LineChart::new("c", "x", "y")
+                .series(Series::new("s", vec![(0.0, 0.0), (100.0, 1.0)]))
+                .marker(at, "a long label for the marker")
+                .to_svg()
+                .unwrap();
+            let lines: Vec<&str> = svg.lines().collect();
+            let at = lines.iter().position(|l| l.starts_with("a long label")).expect("the label is drawn");
+            let line = lines[at - 1];
+            let x: f64 = line.split(" x=\"").nth(1).and_then(|v| v.split('"').next()?.parse().ok()).unwrap();
+            let marker = lines[..at]
+                .iter()
+                .rev()
+                .find(|l| l.starts_with("<polyline") && l.contains("stroke-width=\"1\""))
+                .and_then(|l| l.split("points=\"").nth(1)?.split(',').next()?.parse::<f64>().ok())
+                .expect("the marker's line is drawn");
+            (x, marker)
+        };
+        let (right_x, right_marker) = label(95.0);
+        let (left_x, left_marker) = label(5.0);
+        // The label is about 160 pixels wide; the plot is 800 wide.
+        assert!(right_x < right_marker - 150.0, "right: label at {right_x}, marker at {right_marker}");
+        assert!(left_x > left_marker, "left: label at {left_x}, marker at {left_marker}");
     }
 
     #[test]
