@@ -10,14 +10,24 @@ import sys
 
 
 def cpu():
-    """The CPU's model name and this machine's core count, as `addmul` writes them."""
-    name = "unknown"
+    """The CPU as `addmul` writes it: its model name, its family, model and stepping numbers where
+    /proc/cpuinfo gives them (virtual machines often show two different processors under one name),
+    and this machine's core count: "AMD EPYC (family 26, model 2, stepping 1), 2 cores"."""
+    fields = {}
     try:
         with open("/proc/cpuinfo") as f:
-            name = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), name)
+            for line in f:
+                if not line.strip():
+                    break  # the first processor's lines only
+                key, _, value = line.partition(":")
+                fields.setdefault(key.strip(), value.strip())
     except OSError:
         pass
-    return f"{name}, {os.cpu_count() or 1} cores"
+    name = fields.get("model name", "unknown")
+    numbers = [f"{label} {fields[key]}" for key, label in
+               (("cpu family", "family"), ("model", "model"), ("stepping", "stepping")) if key in fields]
+    cores = os.cpu_count() or 1
+    return f"{name} ({', '.join(numbers)}), {cores} cores" if numbers else f"{name}, {cores} cores"
 
 
 def write(path, about, fields):

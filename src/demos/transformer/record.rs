@@ -22,17 +22,36 @@ pub fn utc_date() -> String {
 }
 
 /// The processor, for the record of a measurement: its model name (Linux's
-/// `/proc/cpuinfo`, else "unknown") and the cores this process may use.
+/// `/proc/cpuinfo`, else "unknown"), its family, model and stepping numbers
+/// where `/proc/cpuinfo` gives them (virtual machines often show two
+/// different processors under one name such as "AMD EPYC"), and the cores
+/// this process may use: "AMD EPYC (family 26, model 2, stepping 1), 2 cores".
 pub fn cpu_description() -> String {
-    let model = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|info| {
-            let line = info.lines().find(|l| l.starts_with("model name"))?;
-            Some(line.split_once(':')?.1.trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown".to_string());
+    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    format!("{model}, {cores} cores")
+    describe_cpu(&info, cores)
+}
+
+/// [`cpu_description`] from the text of `/proc/cpuinfo` (its first
+/// processor's lines) and a core count.
+pub fn describe_cpu(cpuinfo: &str, cores: usize) -> String {
+    let first = cpuinfo.split("\n\n").next().unwrap_or_default();
+    let field = |name: &str| {
+        first.lines().find_map(|l| {
+            let (key, value) = l.split_once(':')?;
+            (key.trim() == name).then(|| value.trim().to_string())
+        })
+    };
+    let model = field("model name").unwrap_or_else(|| "unknown".to_string());
+    let numbers: Vec<String> = [("cpu family", "family"), ("model", "model"), ("stepping", "stepping")]
+        .into_iter()
+        .filter_map(|(key, name)| Some(format!("{name} {}", field(key)?)))
+        .collect();
+    if numbers.is_empty() {
+        format!("{model}, {cores} cores")
+    } else {
+        format!("{model} ({}), {cores} cores", numbers.join(", "))
+    }
 }
 
 /// Writes a number run's report as JSON to `path`, with the command that
@@ -63,4 +82,24 @@ pub fn write_numbers_record(
     });
     let text = serde_json::to_string_pretty(&record).expect("the report serialises") + "\n";
     Ok(addmul_gpt::checkpoint::write_atomically(path, text.as_bytes())?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::describe_cpu;
+
+    #[test]
+    fn a_cpu_is_told_apart_by_its_family_model_and_stepping() {
+        let info = "processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 26\nmodel\t\t: 2\n\
+                    model name\t: AMD EPYC\nstepping\t: 1\n\nprocessor\t: 1\ncpu family\t: 25\n";
+        assert_eq!(describe_cpu(info, 2), "AMD EPYC (family 26, model 2, stepping 1), 2 cores");
+        let older = info.replace("cpu family\t: 26", "cpu family\t: 25");
+        assert_ne!(describe_cpu(&older, 2), describe_cpu(info, 2));
+    }
+
+    #[test]
+    fn a_cpu_without_numbers_is_named_alone() {
+        assert_eq!(describe_cpu("model name : Some CPU\n", 4), "Some CPU, 4 cores");
+        assert_eq!(describe_cpu("", 1), "unknown, 1 cores");
+    }
 }
