@@ -26,8 +26,9 @@ def cpu():
     name = fields.get("model name", "unknown")
     numbers = [f"{label} {fields[key]}" for key, label in
                (("cpu family", "family"), ("model", "model"), ("stepping", "stepping")) if key in fields]
-    cores = os.cpu_count() or 1
-    return f"{name} ({', '.join(numbers)}), {cores} cores" if numbers else f"{name}, {cores} cores"
+    count = os.cpu_count() or 1
+    cores = "1 core" if count == 1 else f"{count} cores"
+    return f"{name} ({', '.join(numbers)}), {cores}" if numbers else f"{name}, {cores}"
 
 
 def write(path, about, fields):

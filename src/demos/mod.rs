@@ -11,6 +11,6 @@ pub use leaf_flower::{LeafFlowerOptions, LeafFlowerRuns, decision_regions, leaf_
 pub use residual_depth::{DepthConfig, DepthRun, Wiring, layer_norm_depth, residual_depth};
 pub use transformer::{
     AttentionMap, CopyArgs, CopyOptions, CopyRun, GptRun, ModelSize, NumbersArgs, NumbersOptions, NumbersReport,
-    NumbersRun, attention_map, copy_task, cpu_description, describe_cpu, numbers_config, numbers_data_sha256,
-    numbers_task, utc_date, write_numbers_record,
+    NumbersRun, attention_map, copy_task, cpu_description, numbers_config, numbers_data_sha256, numbers_task, utc_date,
+    write_numbers_record,
 };

@@ -19,7 +19,7 @@ pub use gpt_contrast::GptRun;
 pub use numbers::{
     NumbersArgs, NumbersOptions, NumbersReport, NumbersRun, numbers_config, numbers_data_sha256, numbers_task,
 };
-pub use record::{cpu_description, describe_cpu, utc_date, write_numbers_record};
+pub use record::{cpu_description, utc_date, write_numbers_record};
 
 use addmul_core::parallel::{run_each, threads};
 use addmul_transformer::{TransformerConfig, Vocab};

@@ -34,7 +34,7 @@ pub fn cpu_description() -> String {
 
 /// [`cpu_description`] from the text of `/proc/cpuinfo` (its first
 /// processor's lines) and a core count.
-pub fn describe_cpu(cpuinfo: &str, cores: usize) -> String {
+fn describe_cpu(cpuinfo: &str, cores: usize) -> String {
     let first = cpuinfo.split("\n\n").next().unwrap_or_default();
     let field = |name: &str| {
         first.lines().find_map(|l| {
@@ -47,11 +47,8 @@ pub fn describe_cpu(cpuinfo: &str, cores: usize) -> String {
         .into_iter()
         .filter_map(|(key, name)| Some(format!("{name} {}", field(key)?)))
         .collect();
-    if numbers.is_empty() {
-        format!("{model}, {cores} cores")
-    } else {
-        format!("{model} ({}), {cores} cores", numbers.join(", "))
-    }
+    let cores = if cores == 1 { "1 core".to_string() } else { format!("{cores} cores") };
+    if numbers.is_empty() { format!("{model}, {cores}") } else { format!("{model} ({}), {cores}", numbers.join(", ")) }
 }
 
 /// Writes a number run's report as JSON to `path`, with the command that
@@ -100,6 +97,6 @@ mod tests {
     #[test]
     fn a_cpu_without_numbers_is_named_alone() {
         assert_eq!(describe_cpu("model name : Some CPU\n", 4), "Some CPU, 4 cores");
-        assert_eq!(describe_cpu("", 1), "unknown, 1 cores");
+        assert_eq!(describe_cpu("", 1), "unknown, 1 core");
     }
 }
