@@ -26,7 +26,8 @@ def cpu():
     name = fields.get("model name", "unknown")
     numbers = [f"{label} {fields[key]}" for key, label in
                (("cpu family", "family"), ("model", "model"), ("stepping", "stepping")) if key in fields]
-    count = os.cpu_count() or 1
+    # The cores this process may use, as Rust's available_parallelism counts them.
+    count = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     cores = "1 core" if count == 1 else f"{count} cores"
     return f"{name} ({', '.join(numbers)}), {cores}" if numbers else f"{name}, {cores}"
 
